@@ -1,0 +1,171 @@
+package protocol
+
+// Frame is one protocol frame, in either direction. Optional numbers have a
+// Has flag so that zero stays a valid value.
+type Frame struct {
+	Op    string
+	ID    uint64
+	HasID bool
+	Topic string
+	Group string
+	// Data is the payload as raw bytes of the frame's codec (one complete
+	// JSON or msgpack value); nil when the frame has no data field.
+	Data        []byte
+	Ack         bool
+	Retain      bool
+	Inflight    uint64
+	HasInflight bool
+	Mid         uint64
+	HasMid      bool
+	Redelivered bool
+	Retained    bool
+	Code        string
+	Reason      string
+	// Dropped is set on err frames with code overflow: how many messages
+	// were dropped since the previous report.
+	Dropped uint64
+}
+
+// Reset clears f for reuse.
+func (f *Frame) Reset() { *f = Frame{} }
+
+// IsClientOp reports whether op is one a client may send.
+func IsClientOp(op string) bool {
+	switch op {
+	case OpSub, OpUnsub, OpPub, OpAck, OpNack, OpPing:
+		return true
+	}
+	return false
+}
+
+// check verifies that a decoded client frame has what its op needs. Topic
+// syntax is checked by the broker, which knows its limits.
+func (f *Frame) check() *Error {
+	switch f.Op {
+	case "":
+		return Errorf(CodeBadFrame, `missing field "op"`)
+	case OpSub, OpUnsub:
+		if f.Topic == "" {
+			return Errorf(CodeBadFrame, `%s: missing field "topic"`, f.Op)
+		}
+	case OpPub:
+		if f.Topic == "" {
+			return Errorf(CodeBadFrame, `pub: missing field "topic"`)
+		}
+		if f.Data == nil {
+			return Errorf(CodeBadFrame, `pub: missing field "data"`)
+		}
+	case OpAck, OpNack:
+		if !f.HasMid {
+			return Errorf(CodeBadFrame, `%s: missing field "mid"`, f.Op)
+		}
+	case OpPing:
+	default:
+		return Errorf(CodeUnknownOp, "unknown op %q (expected sub, unsub, pub, ack, nack or ping)", truncate(f.Op, 32))
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// fieldKind is how a known key is decoded.
+type fieldKind uint8
+
+const (
+	kindString fieldKind = iota + 1
+	kindUint
+	kindBool
+	kindData
+)
+
+// fieldOf returns the kind of a known key of any frame, or 0 for unknown
+// keys, which are skipped.
+func fieldOf(key string) fieldKind {
+	switch key {
+	case "op", "topic", "group", "code", "reason":
+		return kindString
+	case "id", "inflight", "mid", "dropped":
+		return kindUint
+	case "ack", "retain", "redelivered", "retained":
+		return kindBool
+	case "data":
+		return kindData
+	}
+	return 0
+}
+
+func (f *Frame) setString(key, v string) {
+	switch key {
+	case "op":
+		f.Op = v
+	case "topic":
+		f.Topic = v
+	case "group":
+		f.Group = v
+	case "code":
+		f.Code = v
+	case "reason":
+		f.Reason = v
+	}
+}
+
+func (f *Frame) setUint(key string, v uint64) {
+	switch key {
+	case "id":
+		f.ID, f.HasID = v, true
+	case "inflight":
+		f.Inflight, f.HasInflight = v, true
+	case "mid":
+		f.Mid, f.HasMid = v, true
+	case "dropped":
+		f.Dropped = v
+	}
+}
+
+func (f *Frame) setBool(key string, v bool) {
+	switch key {
+	case "ack":
+		f.Ack = v
+	case "retain":
+		f.Retain = v
+	case "redelivered":
+		f.Redelivered = v
+	case "retained":
+		f.Retained = v
+	}
+}
+
+func kindName(k fieldKind) string {
+	switch k {
+	case kindString:
+		return "a string"
+	case kindUint:
+		return "an unsigned integer"
+	case kindBool:
+		return "a boolean"
+	}
+	return "a value"
+}
+
+// Decode decodes one client frame of the given codec into f. On error f
+// holds what could be read (HasID tells whether the reply can carry the id).
+func Decode(c Codec, b []byte, f *Frame) *Error {
+	if c == Msgpack {
+		return DecodeMsgpack(b, f)
+	}
+	return DecodeJSON(b, f)
+}
+
+// Append appends the encoding of f in codec c to dst. f.Data must already be
+// in codec c.
+func Append(c Codec, dst []byte, f *Frame) []byte {
+	if c == Msgpack {
+		return AppendMsgpack(dst, f)
+	}
+	return AppendJSON(dst, f)
+}
