@@ -1,0 +1,300 @@
+package broker
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ferry-io/ferry/protocol"
+	"github.com/lxzan/gws"
+)
+
+// Broker is a pub/sub broker. It is an http.Handler that upgrades requests
+// to WebSocket connections speaking the ferry protocol; mount it on any
+// path of an application's mux. Its methods are safe for concurrent use.
+type Broker struct {
+	opts  Options
+	log   *slog.Logger
+	index index
+	stats counters
+
+	// upgraders[0] negotiates no subprotocol (none offered: JSON);
+	// upgraders[1+codec] echoes that codec's subprotocol.
+	upgraders [1 + protocol.NumCodecs]*gws.Upgrader
+
+	mu     sync.Mutex
+	conns  map[*conn]struct{}
+	locals map[*Subscription]struct{}
+	closed bool
+	connWG sync.WaitGroup // read loops of live connections
+	bgWG   sync.WaitGroup // the pinger and in-process subscriptions
+	done   chan struct{}
+}
+
+// New returns a running broker, or an error naming an invalid option.
+func New(opts Options) (*Broker, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	b := &Broker{
+		opts:   o,
+		log:    o.Logger,
+		conns:  make(map[*conn]struct{}),
+		locals: make(map[*Subscription]struct{}),
+		done:   make(chan struct{}),
+	}
+	for i := range b.upgraders {
+		so := &gws.ServerOption{
+			ReadMaxPayloadSize: o.MaxFrameBytes,
+			ReadBufferSize:     o.ReadBufferSize,
+			CheckUtf8Enabled:   true,
+			HandshakeTimeout:   o.HandshakeTimeout,
+			Recovery:           gws.Recovery,
+			Logger:             gwsLogger{b.log},
+			NewSession:         func() gws.SessionStorage { return &conn{} },
+		}
+		if i > 0 {
+			so.SubProtocols = []string{protocol.Codec(i - 1).Subprotocol()}
+		}
+		b.upgraders[i] = gws.NewUpgrader(handler{b}, so)
+	}
+	if o.PingInterval > 0 {
+		b.bgWG.Add(1)
+		go b.pinger()
+	}
+	return b, nil
+}
+
+type gwsLogger struct{ l *slog.Logger }
+
+func (g gwsLogger) Error(v ...any) { g.l.Error(fmt.Sprint(v...)) }
+
+// ServeHTTP upgrades a WebSocket request. Requests that are not WebSocket
+// upgrades, or that offer only subprotocols other than ferry's, are refused
+// with an HTTP status and a one-line reason.
+func (b *Broker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if b.isClosed() {
+		http.Error(w, "ferry: broker is shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		http.Error(w, "ferry: WebSocket upgrade requires GET", http.StatusMethodNotAllowed)
+		return
+	}
+	if !headerHasToken(r.Header, "Connection", "upgrade") || !headerHasToken(r.Header, "Upgrade", "websocket") {
+		w.Header().Set("Upgrade", "websocket")
+		http.Error(w, "ferry: this endpoint speaks WebSocket (ferry protocol v1); connect with a WebSocket client", http.StatusUpgradeRequired)
+		return
+	}
+	if r.Header.Get("Sec-WebSocket-Version") != "13" {
+		w.Header().Set("Sec-WebSocket-Version", "13")
+		http.Error(w, "ferry: unsupported WebSocket version (want 13)", http.StatusUpgradeRequired)
+		return
+	}
+	if r.Header.Get("Sec-WebSocket-Key") == "" {
+		http.Error(w, "ferry: missing Sec-WebSocket-Key", http.StatusBadRequest)
+		return
+	}
+	if b.opts.CheckOrigin != nil && !b.opts.CheckOrigin(r) {
+		http.Error(w, "ferry: origin not allowed", http.StatusForbidden)
+		return
+	}
+	codec, up, err := b.negotiate(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		http.Error(w, "ferry: connection cannot be upgraded (no http.Hijacker)", http.StatusInternalServerError)
+		return
+	}
+	netConn, brw, err := hj.Hijack()
+	if err != nil {
+		b.log.Debug("ferry: hijack failed", "err", err)
+		return
+	}
+	lc := &lockedConn{Conn: netConn}
+	if n := brw.Reader.Buffered(); n > 0 {
+		lc.pre, _ = brw.Reader.Peek(n)
+	}
+	// the request was read already: clear the deadlines net/http set
+	_ = netConn.SetDeadline(time.Time{})
+	socket, err := up.UpgradeFromConn(lc, bufio.NewReaderSize(lc, b.opts.ReadBufferSize), r)
+	if err != nil {
+		b.log.Debug("ferry: upgrade failed", "err", err, "remote", r.RemoteAddr)
+		return
+	}
+	c := connOf(socket)
+	c.b, c.ws, c.nc, c.codec, c.remote = b, socket, lc, codec, r.RemoteAddr
+	c.q.limit = b.opts.QueueBytes
+	if !b.addConn(c) {
+		_ = lc.Close()
+		return
+	}
+	c.touch()
+	go func() {
+		defer b.connWG.Done()
+		socket.ReadLoop()
+	}()
+}
+
+// negotiate picks the codec from Sec-WebSocket-Protocol, taking the
+// client's order; no offer means JSON.
+func (b *Broker) negotiate(r *http.Request) (protocol.Codec, *gws.Upgrader, error) {
+	values := r.Header.Values("Sec-WebSocket-Protocol")
+	if len(values) == 0 {
+		return protocol.JSON, b.upgraders[0], nil
+	}
+	var offered []string
+	for _, v := range values {
+		for _, p := range strings.Split(v, ",") {
+			p = strings.TrimSpace(p)
+			if p == "" {
+				continue
+			}
+			if c, ok := protocol.CodecForSubprotocol(p); ok {
+				// let gws echo exactly this one
+				r.Header.Set("Sec-WebSocket-Protocol", p)
+				return c, b.upgraders[1+int(c)], nil
+			}
+			offered = append(offered, p)
+		}
+	}
+	if len(offered) == 0 {
+		r.Header.Del("Sec-WebSocket-Protocol")
+		return protocol.JSON, b.upgraders[0], nil
+	}
+	return 0, nil, fmt.Errorf("ferry: unsupported subprotocol %s: this broker speaks %s or %s",
+		truncate(strings.Join(offered, ", "), 100), protocol.SubprotocolJSON, protocol.SubprotocolMsgpack)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (b *Broker) isClosed() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.closed
+}
+
+func (b *Broker) addConn(c *conn) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return false
+	}
+	b.conns[c] = struct{}{}
+	b.connWG.Add(1)
+	b.stats.connections.Add(1)
+	b.stats.connectionsTotal.Add(1)
+	return true
+}
+
+func (b *Broker) removeConn(c *conn) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.conns[c]; ok {
+		delete(b.conns, c)
+		b.stats.connections.Add(-1)
+	}
+}
+
+func (b *Broker) snapshotConns() []*conn {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]*conn, 0, len(b.conns))
+	for c := range b.conns {
+		out = append(out, c)
+	}
+	return out
+}
+
+// pinger pings quiet connections and closes idle ones.
+func (b *Broker) pinger() {
+	defer b.bgWG.Done()
+	t := time.NewTicker(b.opts.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.done:
+			return
+		case now := <-t.C:
+			for _, c := range b.snapshotConns() {
+				quiet := now.Sub(time.Unix(0, c.lastRead.Load()))
+				switch {
+				case quiet >= b.opts.IdleTimeout:
+					c.closeWith(protocol.CloseIdleTimeout, "idle timeout", true)
+				case quiet >= b.opts.PingInterval/2:
+					c.pushControl(opPing, nil)
+				}
+			}
+		}
+	}
+}
+
+// Shutdown stops accepting connections, closes every connection with 1001
+// after its queued frames, stops in-process subscriptions, and waits for all
+// of it until ctx ends; then it cuts the remaining connections and returns
+// ctx's error.
+func (b *Broker) Shutdown(ctx context.Context) error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	close(b.done)
+	locals := make([]*Subscription, 0, len(b.locals))
+	for s := range b.locals {
+		locals = append(locals, s)
+	}
+	b.mu.Unlock()
+
+	for _, c := range b.snapshotConns() {
+		c.closeWith(protocol.CloseGoingAway, "broker shutting down", false)
+	}
+	for _, s := range locals {
+		s.Unsubscribe()
+	}
+	finished := make(chan struct{})
+	go func() {
+		b.connWG.Wait()
+		b.bgWG.Wait()
+		close(finished)
+	}()
+	select {
+	case <-finished:
+		return nil
+	case <-ctx.Done():
+		for _, c := range b.snapshotConns() {
+			_ = c.nc.Close()
+		}
+		// connections end at once now; in-process handlers that are still
+		// running are left to finish on their own
+		b.connWG.Wait()
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,363 @@
+package broker
+
+import (
+	"context"
+
+	"net"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ferry-io/ferry/protocol"
+	"github.com/lxzan/gws"
+)
+
+// conn is one client connection. gws runs its read loop (one goroutine);
+// a writer goroutine, started on demand, drains the outbound queue with
+// vectored writes. The conn is also the gws session storage, so that gws
+// callbacks find it without a map look-up.
+type conn struct {
+	b      *Broker
+	ws     *gws.Conn
+	nc     *lockedConn
+	codec  protocol.Codec // negotiated: the codec of every frame we send
+	remote string
+	q      outQueue
+
+	// owned by the read goroutine
+	subs  map[string]*subscription
+	frame protocol.Frame
+
+	lastRead    atomic.Int64 // unix nanos of the last inbound frame
+	deadlineSet int64        // read goroutine only: when the read deadline was last pushed out
+	closeReason atomic.Pointer[string]
+	cleanupOnce sync.Once
+}
+
+// gws.SessionStorage, unused: conn only rides along in the session slot.
+func (c *conn) Len() int                          { return 0 }
+func (c *conn) Load(string) (any, bool)           { return nil, false }
+func (c *conn) Delete(string)                     {}
+func (c *conn) Store(string, any)                 {}
+func (c *conn) Range(func(string, any) bool)      {}
+func connOf(socket *gws.Conn) *conn               { return socket.Session().(*conn) }
+func (c *conn) String() string                    { return c.remote }
+func (c *conn) overflowFrame(n uint64) []byte     { return c.encode(overflowErr(n)) }
+func (c *conn) encode(f *protocol.Frame) []byte   { return encodeFrame(c.codec, f) }
+func (c *conn) log(msg string, args ...any)       { c.b.log.Debug(msg, append(args, "remote", c.remote)...) }
+func (c *conn) pushControl(opcode byte, p []byte) { c.send(controlFrame(opcode, p)) }
+
+func overflowErr(n uint64) *protocol.Frame {
+	return &protocol.Frame{Op: protocol.OpErr, Code: protocol.CodeOverflow,
+		Reason: "outbound queue full: messages were dropped", Dropped: n}
+}
+
+// push implements sink for message deliveries.
+func (c *conn) push(d *delivery) (bool, <-chan struct{}) {
+	f := d.frame(c.codec)
+	if f == nil {
+		return false, nil
+	}
+	r, wait, start := c.q.push(f, c.overflowFrame)
+	if start {
+		c.startWriter()
+	}
+	return r == pushed, wait
+}
+
+// overflow applies the slow-consumer policy after a push found the queue
+// full for longer than the stall allowed.
+func (c *conn) overflow() {
+	if c.b.opts.SlowConsumer == Drop {
+		c.q.drop()
+		c.b.stats.dropped.Add(1)
+		return
+	}
+	if c.closeWith(protocol.CloseSlowConsumer, "slow consumer", true) {
+		c.b.stats.slowConsumers.Add(1)
+		c.b.log.Info("ferry: disconnecting slow consumer", "remote", c.remote, "queued_bytes", c.q.size())
+	}
+}
+
+// send queues a reply or control frame, waiting for room if the queue is
+// full: a client that does not read its replies stops being read. The wait
+// ends when the writer makes room or the connection closes (WriteTimeout
+// bounds how long a stuck writer lasts).
+func (c *conn) send(f []byte) {
+	for {
+		r, wait, start := c.q.push(f, c.overflowFrame)
+		if start {
+			c.startWriter()
+		}
+		if r != pushFull {
+			return
+		}
+		<-wait
+	}
+}
+
+func (c *conn) reply(f *protocol.Frame) { c.send(c.encode(f)) }
+
+func (c *conn) replyErr(id uint64, hasID bool, e *protocol.Error) {
+	c.reply(&protocol.Frame{Op: protocol.OpErr, ID: id, HasID: hasID, Code: e.Code, Reason: e.Reason})
+}
+
+// closeWith writes a close frame after the queued frames (or instead of
+// them, with discard) and then closes the socket. It returns false if the
+// connection was already closing.
+func (c *conn) closeWith(code uint16, reason string, discard bool) bool {
+	ok, start := c.q.closeAfter(closeFrame(code, reason), discard)
+	if !ok {
+		return false
+	}
+	c.closeReason.CompareAndSwap(nil, &reason)
+	if discard {
+		// cut short a write stuck on a peer that does not read
+		_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+	}
+	if start {
+		c.startWriter()
+	}
+	return true
+}
+
+func (c *conn) startWriter() { go c.writeLoop() }
+
+// writeLoop drains the queue until it is empty, coalescing all queued
+// frames into one vectored write.
+func (c *conn) writeLoop() {
+	defer c.q.writers.Done()
+	var batch [][]byte
+	for {
+		var n int
+		var closeF []byte
+		var stop bool
+		batch, n, closeF, stop = c.q.take(batch[:0], c.overflowFrame)
+		if stop {
+			if closeF != nil {
+				_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+				_ = c.nc.writeBuffers([][]byte{closeF})
+				// half-close so the peer reads the close frame, then wait
+				// briefly for its answer before the read loop ends
+				c.nc.closeWrite()
+				_ = c.nc.SetReadDeadline(time.Now().Add(time.Second))
+			}
+			return
+		}
+		_ = c.nc.SetWriteDeadline(time.Now().Add(c.b.opts.WriteTimeout))
+		err := c.nc.writeBuffers(batch)
+		clear(batch)
+		c.q.written(n)
+		if err != nil {
+			c.log("ferry: write failed", "err", err)
+			c.q.shut()
+			_ = c.nc.Close()
+			return
+		}
+	}
+}
+
+// touch records inbound traffic and pushes the read deadline out, at most
+// once a second.
+func (c *conn) touch() {
+	now := time.Now().UnixNano()
+	c.lastRead.Store(now)
+	if c.b.opts.PingInterval > 0 && now-c.deadlineSet > int64(time.Second) {
+		c.deadlineSet = now
+		_ = c.nc.SetReadDeadline(time.Unix(0, now).Add(c.b.opts.IdleTimeout + c.b.opts.PingInterval))
+	}
+}
+
+// cleanup releases everything the connection holds. Runs once, from the
+// read goroutine when it ends.
+func (c *conn) cleanup() {
+	c.cleanupOnce.Do(func() {
+		for _, s := range c.subs {
+			c.b.index.remove(s)
+		}
+		c.b.stats.subscriptions.Add(-int64(len(c.subs)))
+		c.subs = nil
+		c.q.shut()
+		_ = c.nc.Close()
+		c.q.writers.Wait()
+		c.b.removeConn(c)
+	})
+}
+
+// handler implements gws.Event for all connections.
+type handler struct{ b *Broker }
+
+func (h handler) OnOpen(*gws.Conn) {}
+
+func (h handler) OnClose(socket *gws.Conn, err error) {
+	c := connOf(socket)
+	defer h.b.recoverPanic(c, "close")
+	c.log("ferry: connection closed", "err", err)
+	c.cleanup()
+}
+
+func (h handler) OnPing(socket *gws.Conn, payload []byte) {
+	c := connOf(socket)
+	defer h.b.recoverPanic(c, "ping")
+	c.touch()
+	c.pushControl(opPong, payload)
+}
+
+func (h handler) OnPong(socket *gws.Conn, _ []byte) {
+	c := connOf(socket)
+	defer h.b.recoverPanic(c, "pong")
+	c.touch()
+}
+
+func (h handler) OnMessage(socket *gws.Conn, msg *gws.Message) {
+	c := connOf(socket)
+	defer msg.Close()
+	defer h.b.recoverPanic(c, "message")
+	c.touch()
+	codec := protocol.JSON
+	if msg.Opcode == gws.OpcodeBinary {
+		codec = protocol.Msgpack
+	}
+	c.handle(codec, msg.Bytes())
+}
+
+// handle processes one inbound frame.
+func (c *conn) handle(codec protocol.Codec, b []byte) {
+	f := &c.frame
+	if err := protocol.Decode(codec, b, f); err != nil {
+		c.b.stats.badFrames.Add(1)
+		c.replyErr(f.ID, f.HasID, err)
+		return
+	}
+	var err *protocol.Error
+	switch f.Op {
+	case protocol.OpSub:
+		err = c.subscribe(f)
+	case protocol.OpUnsub:
+		err = c.unsubscribe(f)
+	case protocol.OpPub:
+		err = c.publish(codec, f)
+	case protocol.OpAck, protocol.OpNack:
+		err = protocol.Errorf(protocol.CodeBadFrame, "%s: no unacknowledged delivery with mid %d", f.Op, f.Mid)
+	case protocol.OpPing:
+		c.reply(&protocol.Frame{Op: protocol.OpPong, ID: f.ID, HasID: f.HasID})
+		return
+	}
+	switch {
+	case err != nil:
+		if err.Code == protocol.CodeBadFrame || err.Code == protocol.CodeBadTopic {
+			c.b.stats.badFrames.Add(1)
+		}
+		c.replyErr(f.ID, f.HasID, err)
+	case f.HasID:
+		c.reply(&protocol.Frame{Op: protocol.OpAck, ID: f.ID, HasID: true})
+	}
+}
+
+func (c *conn) subscribe(f *protocol.Frame) *protocol.Error {
+	if f.Group != "" {
+		return protocol.Errorf(protocol.CodeUnsupported, "sub: queue groups (field \"group\") are not supported by this broker")
+	}
+	if f.Ack {
+		return protocol.Errorf(protocol.CodeUnsupported, "sub: acknowledged subscriptions (\"ack\": true) are not supported by this broker")
+	}
+	if err := protocol.ValidateFilter(f.Topic, c.b.opts.MaxTopicBytes); err != nil {
+		return err
+	}
+	if _, ok := c.subs[f.Topic]; ok {
+		return nil // already subscribed: idempotent
+	}
+	if max := c.b.opts.MaxSubscriptions; max > 0 && len(c.subs) >= max {
+		return protocol.Errorf(protocol.CodeLimit, "sub: this connection already has %d subscriptions, the limit", max)
+	}
+	s := &subscription{filter: f.Topic, sink: c}
+	if c.subs == nil {
+		c.subs = make(map[string]*subscription)
+	}
+	c.subs[f.Topic] = s
+	c.b.index.add(s)
+	c.b.stats.subscriptions.Add(1)
+	return nil
+}
+
+func (c *conn) unsubscribe(f *protocol.Frame) *protocol.Error {
+	if err := protocol.ValidateFilter(f.Topic, c.b.opts.MaxTopicBytes); err != nil {
+		return err
+	}
+	s, ok := c.subs[f.Topic]
+	if !ok || f.Group != "" {
+		return protocol.Errorf(protocol.CodeNotSubscribed, "unsub: not subscribed to %q", f.Topic)
+	}
+	delete(c.subs, f.Topic)
+	c.b.index.remove(s)
+	c.b.stats.subscriptions.Add(-1)
+	return nil
+}
+
+func (c *conn) publish(codec protocol.Codec, f *protocol.Frame) *protocol.Error {
+	if f.Retain {
+		return protocol.Errorf(protocol.CodeUnsupported, "pub: retained messages (\"retain\": true) are not supported by this broker")
+	}
+	if err := protocol.ValidateTopic(f.Topic, c.b.opts.MaxTopicBytes); err != nil {
+		return err
+	}
+	if protocol.IsSystem(f.Topic) {
+		return protocol.Errorf(protocol.CodeForbidden, "pub: topic %q: topics starting with '$' are reserved for the broker", f.Topic)
+	}
+	c.b.route(context.Background(), &delivery{topic: f.Topic, codec: codec, data: f.Data})
+	return nil
+}
+
+// lockedConn serializes whole writes to the socket between the writer
+// goroutine and gws (which writes close frames and handshake responses on
+// its own), and replays bytes that net/http read ahead of the hijack.
+type lockedConn struct {
+	net.Conn
+	wmu sync.Mutex
+	pre []byte
+}
+
+func (l *lockedConn) Read(p []byte) (int, error) {
+	if len(l.pre) > 0 {
+		n := copy(p, l.pre)
+		l.pre = l.pre[n:]
+		return n, nil
+	}
+	return l.Conn.Read(p)
+}
+
+func (l *lockedConn) Write(p []byte) (int, error) {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	return l.Conn.Write(p)
+}
+
+func (l *lockedConn) writeBuffers(bufs [][]byte) error {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	nb := net.Buffers(bufs)
+	_, err := nb.WriteTo(l.Conn)
+	return err
+}
+
+func (l *lockedConn) closeWrite() {
+	if cw, ok := l.Conn.(interface{ CloseWrite() error }); ok {
+		if cw.CloseWrite() == nil {
+			return
+		}
+	}
+	_ = l.Conn.Close()
+}
+
+// recoverPanic keeps a panic in a connection callback from ending the
+// process: it is logged, counted, and the client gets an internal error.
+func (b *Broker) recoverPanic(c *conn, where string) {
+	if r := recover(); r != nil {
+		b.stats.panics.Add(1)
+		b.log.Error("ferry: panic in connection handler", "where", where, "panic", r, "remote", c.remote, "stack", string(debug.Stack()))
+		if where == "message" {
+			c.replyErr(0, false, protocol.Errorf(protocol.CodeInternal, "internal error while handling the frame"))
+		}
+	}
+}

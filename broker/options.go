@@ -1,0 +1,142 @@
+package broker
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/ferry-io/ferry/protocol"
+)
+
+// Defaults for Options. A zero field in Options means its default.
+const (
+	DefaultMaxFrameBytes    = protocol.DefaultMaxFrameBytes
+	DefaultMaxTopicBytes    = protocol.DefaultMaxTopicBytes
+	DefaultMaxSubscriptions = 1000
+	DefaultQueueBytes       = 1 << 20
+	DefaultMaxStall         = 5 * time.Millisecond
+	DefaultHandshakeTimeout = 5 * time.Second
+	DefaultPingInterval     = 20 * time.Second
+	DefaultIdleTimeout      = 45 * time.Second
+	DefaultWriteTimeout     = 10 * time.Second
+	DefaultReadBufferSize   = 1024
+)
+
+// SlowConsumerPolicy says what happens when a connection's outbound queue is
+// full.
+type SlowConsumerPolicy string
+
+const (
+	// Disconnect closes the connection with close code 4008 and reason
+	// "slow consumer". The default.
+	Disconnect SlowConsumerPolicy = "disconnect"
+	// Drop drops the message for that connection and later tells it with an
+	// err frame of code "overflow" carrying the number dropped.
+	Drop SlowConsumerPolicy = "drop"
+)
+
+// Options configure a Broker. The zero value of every field means its
+// default; New reports a field that is out of range.
+type Options struct {
+	// MaxFrameBytes is the largest WebSocket message accepted from a client.
+	// A larger one closes the connection with 1009. Default 1 MiB.
+	MaxFrameBytes int
+	// MaxTopicBytes is the longest topic or filter, in bytes. Default 256.
+	MaxTopicBytes int
+	// MaxSubscriptions is the most subscriptions one connection may hold.
+	// Default 1000; negative means no limit.
+	MaxSubscriptions int
+	// QueueBytes bounds each connection's (and each in-process
+	// subscription's) outbound queue, in bytes. Default 1 MiB.
+	QueueBytes int
+	// SlowConsumer is the policy applied when a queue is full. Default
+	// Disconnect.
+	SlowConsumer SlowConsumerPolicy
+	// MaxStall is how long one publish may wait, in total, for room in full
+	// subscriber queues before the slow-consumer policy applies: a brief
+	// stall of the publisher absorbs bursts. Default 5 ms; negative means
+	// never wait.
+	MaxStall time.Duration
+	// HandshakeTimeout bounds writing the upgrade response. Default 5 s.
+	// (Reading the request is bounded by the http.Server's
+	// ReadHeaderTimeout, which the embedding application sets.)
+	HandshakeTimeout time.Duration
+	// PingInterval is how often a quiet connection gets a WebSocket ping.
+	// Default 20 s; negative disables pings and the idle timeout.
+	PingInterval time.Duration
+	// IdleTimeout closes a connection from which nothing (not even a pong)
+	// arrived for this long, with close code 4000. Default 45 s; it must be
+	// longer than PingInterval.
+	IdleTimeout time.Duration
+	// WriteTimeout bounds one write to a connection's socket; a peer that
+	// stops reading for longer is disconnected. Default 10 s.
+	WriteTimeout time.Duration
+	// ReadBufferSize is the size of each connection's read buffer. Default
+	// 1 KiB.
+	ReadBufferSize int
+	// CheckOrigin, when set, decides whether a WebSocket request may
+	// connect; a refused request gets HTTP 403. Default: all origins.
+	CheckOrigin func(r *http.Request) bool
+	// Logger receives the broker's logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// withDefaults returns a copy of o with defaults filled in, or an error
+// naming the first invalid field.
+func (o Options) withDefaults() (Options, error) {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&o.MaxFrameBytes, DefaultMaxFrameBytes)
+	def(&o.MaxTopicBytes, DefaultMaxTopicBytes)
+	def(&o.MaxSubscriptions, DefaultMaxSubscriptions)
+	def(&o.QueueBytes, DefaultQueueBytes)
+	def(&o.ReadBufferSize, DefaultReadBufferSize)
+	defDur(&o.MaxStall, DefaultMaxStall)
+	defDur(&o.HandshakeTimeout, DefaultHandshakeTimeout)
+	defDur(&o.PingInterval, DefaultPingInterval)
+	defDur(&o.IdleTimeout, DefaultIdleTimeout)
+	defDur(&o.WriteTimeout, DefaultWriteTimeout)
+	if o.SlowConsumer == "" {
+		o.SlowConsumer = Disconnect
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	switch {
+	case o.MaxFrameBytes < 64:
+		return o, fmt.Errorf("ferry: Options.MaxFrameBytes is %d: must be at least 64", o.MaxFrameBytes)
+	case o.MaxTopicBytes < 1:
+		return o, fmt.Errorf("ferry: Options.MaxTopicBytes is %d: must be positive", o.MaxTopicBytes)
+	case o.QueueBytes < 1024:
+		return o, fmt.Errorf("ferry: Options.QueueBytes is %d: must be at least 1024", o.QueueBytes)
+	case o.ReadBufferSize < 256:
+		return o, fmt.Errorf("ferry: Options.ReadBufferSize is %d: must be at least 256", o.ReadBufferSize)
+	case o.SlowConsumer != Disconnect && o.SlowConsumer != Drop:
+		return o, fmt.Errorf("ferry: Options.SlowConsumer is %q: must be %q or %q", o.SlowConsumer, Disconnect, Drop)
+	case o.HandshakeTimeout < 0:
+		return o, fmt.Errorf("ferry: Options.HandshakeTimeout is %v: must be positive", o.HandshakeTimeout)
+	case o.WriteTimeout < 0:
+		return o, fmt.Errorf("ferry: Options.WriteTimeout is %v: must be positive", o.WriteTimeout)
+	case o.PingInterval > 0 && o.IdleTimeout <= o.PingInterval:
+		return o, fmt.Errorf("ferry: Options.IdleTimeout (%v) must be longer than Options.PingInterval (%v)", o.IdleTimeout, o.PingInterval)
+	}
+	return o, nil
+}
+
+// ParsePolicy parses a slow-consumer policy name.
+func ParsePolicy(s string) (SlowConsumerPolicy, error) {
+	switch p := SlowConsumerPolicy(s); p {
+	case Disconnect, Drop:
+		return p, nil
+	}
+	return "", fmt.Errorf("ferry: unknown slow-consumer policy %q (want %q or %q)", s, Disconnect, Drop)
+}

@@ -1,0 +1,59 @@
+package broker
+
+import "sync/atomic"
+
+// Stats is a snapshot of the broker's counters.
+type Stats struct {
+	// Connections open now, and accepted since the start.
+	Connections      int64
+	ConnectionsTotal uint64
+	// Subscriptions held now (connections and in-process).
+	Subscriptions int64
+	// Published counts messages routed; Delivered counts messages queued
+	// to subscribers (a message to ten subscribers counts ten).
+	Published uint64
+	Delivered uint64
+	// Dropped counts messages dropped for full queues under the Drop
+	// policy (and by in-process subscriptions).
+	Dropped uint64
+	// SlowConsumers counts connections closed for a full queue under the
+	// Disconnect policy.
+	SlowConsumers uint64
+	// BadFrames counts client frames answered with bad_frame or bad_topic.
+	BadFrames uint64
+	// Panics counts panics recovered in handlers.
+	Panics uint64
+	// QueuedBytes is the sum of the connections' outbound queues now.
+	QueuedBytes int64
+}
+
+type counters struct {
+	connections      atomic.Int64
+	connectionsTotal atomic.Uint64
+	subscriptions    atomic.Int64
+	published        atomic.Uint64
+	delivered        atomic.Uint64
+	dropped          atomic.Uint64
+	slowConsumers    atomic.Uint64
+	badFrames        atomic.Uint64
+	panics           atomic.Uint64
+}
+
+// Stats returns a snapshot of the broker's counters.
+func (b *Broker) Stats() Stats {
+	s := Stats{
+		Connections:      b.stats.connections.Load(),
+		ConnectionsTotal: b.stats.connectionsTotal.Load(),
+		Subscriptions:    b.stats.subscriptions.Load(),
+		Published:        b.stats.published.Load(),
+		Delivered:        b.stats.delivered.Load(),
+		Dropped:          b.stats.dropped.Load(),
+		SlowConsumers:    b.stats.slowConsumers.Load(),
+		BadFrames:        b.stats.badFrames.Load(),
+		Panics:           b.stats.panics.Load(),
+	}
+	for _, c := range b.snapshotConns() {
+		s.QueuedBytes += int64(c.q.size())
+	}
+	return s
+}

@@ -1,0 +1,197 @@
+// Command ferry runs the ferry pub/sub broker.
+//
+//	ferry serve [flags]   run the broker
+//	ferry version         print the version
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ferry-io/ferry/broker"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = ""
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1:], stdout, stderr)
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, "ferry", versionString())
+		return 0
+	case "help", "-h", "-help", "--help":
+		usage(stdout)
+		return 0
+	}
+	fmt.Fprintf(stderr, "ferry: unknown command %q\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `ferry is an embeddable pub/sub message broker speaking WebSocket.
+
+Usage:
+  ferry serve [flags]   run the broker (ferry serve -h lists the flags)
+  ferry version         print the version
+`)
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
+}
+
+type serveConfig struct {
+	listen          string
+	path            string
+	logLevel        string
+	logFormat       string
+	shutdownTimeout time.Duration
+	policy          string
+	opts            broker.Options
+}
+
+func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
+	cfg := &serveConfig{}
+	fs := flag.NewFlagSet("ferry serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.listen, "listen", "localhost:7420", "address to listen on (host:port)")
+	fs.StringVar(&cfg.path, "path", "/ws", "HTTP path of the WebSocket endpoint")
+	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&cfg.logFormat, "log-format", "text", "log format: text or json")
+	fs.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown may take")
+	fs.IntVar(&cfg.opts.MaxFrameBytes, "max-frame", broker.DefaultMaxFrameBytes, "largest frame accepted from a client, in bytes")
+	fs.IntVar(&cfg.opts.MaxTopicBytes, "max-topic", broker.DefaultMaxTopicBytes, "longest topic or filter, in bytes")
+	fs.IntVar(&cfg.opts.MaxSubscriptions, "max-subs", broker.DefaultMaxSubscriptions, "most subscriptions per connection (negative: no limit)")
+	fs.IntVar(&cfg.opts.QueueBytes, "queue-bytes", broker.DefaultQueueBytes, "bound of each connection's outbound queue, in bytes")
+	fs.StringVar(&cfg.policy, "slow-consumer", string(broker.Disconnect), "what to do when a queue is full: disconnect or drop")
+	fs.DurationVar(&cfg.opts.MaxStall, "max-stall", broker.DefaultMaxStall, "longest a publish waits for room in full queues (negative: never)")
+	fs.DurationVar(&cfg.opts.HandshakeTimeout, "handshake-timeout", broker.DefaultHandshakeTimeout, "time allowed to read the upgrade request and answer it")
+	fs.DurationVar(&cfg.opts.PingInterval, "ping-interval", broker.DefaultPingInterval, "how often quiet connections are pinged (negative: never)")
+	fs.DurationVar(&cfg.opts.IdleTimeout, "idle-timeout", broker.DefaultIdleTimeout, "close connections silent for this long")
+	fs.DurationVar(&cfg.opts.WriteTimeout, "write-timeout", broker.DefaultWriteTimeout, "longest a single socket write may block")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if !strings.HasPrefix(cfg.path, "/") {
+		return nil, fmt.Errorf("--path %q: must start with /", cfg.path)
+	}
+	p, err := broker.ParsePolicy(cfg.policy)
+	if err != nil {
+		return nil, fmt.Errorf("--slow-consumer: %w", err)
+	}
+	cfg.opts.SlowConsumer = p
+	if cfg.opts.HandshakeTimeout <= 0 {
+		return nil, fmt.Errorf("--handshake-timeout %v: must be positive", cfg.opts.HandshakeTimeout)
+	}
+	return cfg, nil
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	ho := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, ho)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, ho)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+func serve(args []string, stdout, stderr io.Writer) int {
+	cfg, err := parseServe(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "ferry serve:", err)
+		return 2
+	}
+	log, err := newLogger(stderr, cfg.logLevel, cfg.logFormat)
+	if err != nil {
+		fmt.Fprintln(stderr, "ferry serve:", err)
+		return 2
+	}
+	cfg.opts.Logger = log
+	b, err := broker.New(cfg.opts)
+	if err != nil {
+		fmt.Fprintln(stderr, "ferry serve:", err)
+		return 2
+	}
+	mux := http.NewServeMux()
+	mux.Handle(cfg.path, b)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"status": "ok", "stats": b.Stats()})
+	})
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: cfg.opts.HandshakeTimeout,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	ln, err := net.Listen("tcp", cfg.listen)
+	if err != nil {
+		fmt.Fprintln(stderr, "ferry serve:", err)
+		return 1
+	}
+	log.Info("ferry listening", "version", versionString(), "url", "ws://"+ln.Addr().String()+cfg.path,
+		"slow_consumer", cfg.opts.SlowConsumer)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	select {
+	case err := <-serveErr:
+		log.Error("ferry: server failed", "err", err)
+		return 1
+	case <-ctx.Done():
+	}
+	stop() // a second signal ends the process at once
+	log.Info("ferry shutting down", "timeout", cfg.shutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+	defer cancel()
+	_ = srv.Shutdown(sctx) // stops accepting; hijacked connections are the broker's
+	if err := b.Shutdown(sctx); err != nil {
+		log.Warn("ferry: shutdown cut short", "err", err)
+	}
+	log.Info("ferry stopped")
+	return 0
+}
