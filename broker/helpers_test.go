@@ -1,6 +1,7 @@
 package broker_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -339,4 +340,90 @@ func eventually(t testing.TB, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// rawClient is a WebSocket client on a bare TCP connection, for tests that
+// need a peer which stops reading.
+type rawClient struct {
+	t  testing.TB
+	nc net.Conn
+	br *bufio.Reader
+}
+
+func dialRaw(t testing.TB, url, protocol string) *rawClient {
+	t.Helper()
+	hostPath := strings.TrimPrefix(url, "ws://")
+	host, path, _ := strings.Cut(hostPath, "/")
+	nc, err := net.Dial("tcp", host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = nc.Close() })
+	req := "GET /" + path + " HTTP/1.1\r\nHost: " + host + "\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+	if protocol != "" {
+		req += "Sec-WebSocket-Protocol: " + protocol + "\r\n"
+	}
+	if _, err := nc.Write([]byte(req + "\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(nc)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("raw handshake: %v %v", resp, err)
+	}
+	return &rawClient{t: t, nc: nc, br: br}
+}
+
+// send writes one masked frame with the given opcode.
+func (r *rawClient) send(opcode byte, payload []byte) {
+	r.t.Helper()
+	hdr := []byte{0x80 | opcode}
+	switch n := len(payload); {
+	case n < 126:
+		hdr = append(hdr, 0x80|byte(n))
+	case n <= 0xffff:
+		hdr = append(hdr, 0x80|126, byte(n>>8), byte(n))
+	default:
+		hdr = append(hdr, 0x80|127, 0, 0, 0, 0, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+	mask := [4]byte{1, 2, 3, 4}
+	hdr = append(hdr, mask[:]...)
+	body := make([]byte, len(payload))
+	for i, c := range payload {
+		body[i] = c ^ mask[i%4]
+	}
+	if _, err := r.nc.Write(append(hdr, body...)); err != nil {
+		r.t.Fatalf("raw send: %v", err)
+	}
+}
+
+// read returns the next frame's opcode and payload (io.EOF at the end).
+func (r *rawClient) read() (byte, []byte, error) {
+	_ = r.nc.SetReadDeadline(time.Now().Add(waitTimeout))
+	var h [2]byte
+	if _, err := io.ReadFull(r.br, h[:]); err != nil {
+		return 0, nil, err
+	}
+	n := uint64(h[1] & 0x7f)
+	switch n {
+	case 126:
+		var b [2]byte
+		if _, err := io.ReadFull(r.br, b[:]); err != nil {
+			return 0, nil, err
+		}
+		n = uint64(b[0])<<8 | uint64(b[1])
+	case 127:
+		var b [8]byte
+		if _, err := io.ReadFull(r.br, b[:]); err != nil {
+			return 0, nil, err
+		}
+		n = 0
+		for _, c := range b {
+			n = n<<8 | uint64(c)
+		}
+	}
+	p := make([]byte, n)
+	_, err := io.ReadFull(r.br, p)
+	return h[0] & 0x0f, p, err
 }
