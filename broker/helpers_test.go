@@ -113,6 +113,7 @@ type client struct {
 	closeMu sync.Mutex
 	close   closeInfo
 	noPong  bool
+	onPing  func()
 	pending []received // frames request skipped over, read first by next
 }
 
@@ -125,6 +126,7 @@ type received struct {
 type dialOpts struct {
 	protocols []string // offered subprotocols; nil offers none
 	noPong    bool     // do not answer WebSocket pings
+	onPing    func()   // called on each WebSocket ping
 }
 
 func dial(t testing.TB, url string, protocols ...string) *client {
@@ -146,7 +148,7 @@ func dialWith(t testing.TB, url string, o dialOpts) *client {
 }
 
 func tryDial(t testing.TB, url string, o dialOpts) (*client, *http.Response, error) {
-	c := &client{t: t, frames: make(chan received, 100000), closed: make(chan struct{}), noPong: o.noPong}
+	c := &client{t: t, frames: make(chan received, 100000), closed: make(chan struct{}), noPong: o.noPong, onPing: o.onPing}
 	h := http.Header{}
 	if len(o.protocols) > 0 {
 		h.Set("Sec-WebSocket-Protocol", strings.Join(o.protocols, ", "))
@@ -178,6 +180,9 @@ func (c *client) OnClose(_ *gws.Conn, err error) {
 	close(c.closed)
 }
 func (c *client) OnPing(socket *gws.Conn, p []byte) {
+	if c.onPing != nil {
+		c.onPing()
+	}
 	if !c.noPong {
 		_ = socket.WritePong(p)
 	}

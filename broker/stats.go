@@ -23,8 +23,10 @@ type Stats struct {
 	BadFrames uint64
 	// Panics counts panics recovered in handlers.
 	Panics uint64
-	// QueuedBytes is the sum of the connections' outbound queues now.
-	QueuedBytes int64
+	// QueuedBytes is the sum of the connections' outbound queues now, and
+	// MaxQueuedBytes the largest of them.
+	QueuedBytes    int64
+	MaxQueuedBytes int64
 }
 
 type counters struct {
@@ -53,7 +55,9 @@ func (b *Broker) Stats() Stats {
 		Panics:           b.stats.panics.Load(),
 	}
 	for _, c := range b.snapshotConns() {
-		s.QueuedBytes += int64(c.q.size())
+		n := int64(c.q.size())
+		s.QueuedBytes += n
+		s.MaxQueuedBytes = max(s.MaxQueuedBytes, n)
 	}
 	return s
 }
