@@ -123,7 +123,8 @@ func (b *Broker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	lc := &lockedConn{Conn: netConn}
 	if n := brw.Reader.Buffered(); n > 0 {
-		lc.pre, _ = brw.Reader.Peek(n)
+		p, _ := brw.Reader.Peek(n)
+		lc.pre = append([]byte(nil), p...)
 	}
 	// the request was read already: clear the deadlines net/http set
 	_ = netConn.SetDeadline(time.Time{})
