@@ -50,8 +50,8 @@ func (b *Broker) Subscribe(filter string, handler Handler) (*Subscription, error
 	}
 	b.locals[s] = struct{}{}
 	b.bgWG.Add(1)
+	b.index.add(s.sub) // under b.mu, so that Shutdown sees it indexed
 	b.mu.Unlock()
-	b.index.add(s.sub)
 	b.stats.subscriptions.Add(1)
 	go s.run()
 	return s, nil

@@ -298,3 +298,22 @@ func TestOrderPerPublisher(t *testing.T) {
 		}
 	}
 }
+
+func TestLargeMessages(t *testing.T) {
+	// frame lengths on both sides of the 16-bit and 64-bit header forms
+	_, url := startBroker(t, broker.Options{})
+	js := dial(t, url)
+	mpc := dial(t, url, "ferry.v1.msgpack")
+	for _, c := range []*client{js, mpc} {
+		c.mustAck(map[string]any{"op": "sub", "topic": "big"})
+	}
+	pub := dial(t, url)
+	for _, n := range []int{100, 125, 126, 65000, 65535, 65536, 70000, 900000} {
+		pub.mustAck(map[string]any{"op": "pub", "topic": "big", "data": strings.Repeat("d", n)})
+		for _, c := range []*client{js, mpc} {
+			if f := c.expect("msg"); len(f["data"].(string)) != n {
+				t.Fatalf("size %d: got %d bytes", n, len(f["data"].(string)))
+			}
+		}
+	}
+}

@@ -1,0 +1,207 @@
+package broker_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ferry-io/ferry/broker"
+	"github.com/lxzan/gws"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// benchData is the 128-byte JSON message the fan-out benchmarks publish.
+var benchData = []byte(`{"device":"dev-0042","ts":1700000000,"temp":21.5,"hum":40.25,"pad":"` +
+	strings.Repeat("x", 58) + `"}`)
+
+const benchTopic = "bench/fanout"
+
+// benchCounter counts message deliveries over all subscribers of a
+// benchmark and closes done when the target is reached.
+type benchCounter struct {
+	n      atomic.Int64
+	target int64
+	done   chan struct{}
+}
+
+// benchSub is a minimal WebSocket subscriber: unlike the tests' client it
+// does not decode or keep frames, it only counts them. The first frame it
+// receives is the ack of its subscription; every later one is a message.
+type benchSub struct {
+	conn    *gws.Conn
+	count   *benchCounter
+	acked   chan struct{}
+	ackSeen bool // read goroutine only
+	ackErr  atomic.Pointer[string]
+	closed  chan struct{}
+}
+
+func (s *benchSub) OnOpen(*gws.Conn)                  {}
+func (s *benchSub) OnClose(*gws.Conn, error)          { close(s.closed) }
+func (s *benchSub) OnPing(socket *gws.Conn, p []byte) { _ = socket.WritePong(p) }
+func (s *benchSub) OnPong(*gws.Conn, []byte)          {}
+func (s *benchSub) OnMessage(_ *gws.Conn, m *gws.Message) {
+	defer m.Close()
+	if !s.ackSeen {
+		s.ackSeen = true
+		if !bytes.Contains(m.Bytes(), []byte("ack")) {
+			e := fmt.Sprintf("subscription not acknowledged: %q", m.Bytes())
+			s.ackErr.Store(&e)
+		}
+		close(s.acked)
+		return
+	}
+	if s.count.n.Add(1) == s.count.target {
+		close(s.count.done)
+	}
+}
+
+// startFanout starts a broker with n WebSocket subscribers on benchTopic,
+// every msgpackEvery-th of them speaking msgpack (0: all JSON), and waits
+// until all subscriptions are acknowledged. Everything is closed when the
+// benchmark ends.
+func startFanout(b *testing.B, n, msgpackEvery int, count *benchCounter) *broker.Broker {
+	b.Helper()
+	br, url := startBroker(b, broker.Options{
+		PingInterval: -1,
+		// Stall the publisher (backpressure) rather than disconnect
+		// subscribers as slow consumers when it runs ahead of the writers:
+		// the benchmark measures throughput, not the overflow policy.
+		MaxStall: 30 * time.Second,
+	})
+	subs := make([]*benchSub, n)
+	// registered after startBroker's cleanup, so it runs before the
+	// broker shuts down
+	b.Cleanup(func() {
+		for _, s := range subs {
+			if s != nil && s.conn != nil {
+				_ = s.conn.NetConn().Close()
+			}
+		}
+		for i, s := range subs {
+			if s == nil || s.conn == nil {
+				continue
+			}
+			select {
+			case <-s.closed:
+			case <-time.After(waitTimeout):
+				b.Errorf("subscriber %d did not close", i)
+			}
+		}
+	})
+
+	jsonSub := []byte(`{"op":"sub","topic":"` + benchTopic + `","id":1}`)
+	mpSub, err := msgpack.Marshal(map[string]any{"op": "sub", "topic": benchTopic, "id": 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	// dial with a few workers: the handshakes are round trips
+	const workers = 16
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += workers {
+				s := &benchSub{count: count, acked: make(chan struct{}), closed: make(chan struct{})}
+				proto := "ferry.v1.json"
+				if msgpackEvery > 0 && i%msgpackEvery == msgpackEvery-1 {
+					proto = "ferry.v1.msgpack"
+				}
+				h := http.Header{}
+				h.Set("Sec-WebSocket-Protocol", proto)
+				conn, _, err := gws.NewClient(s, &gws.ClientOption{Addr: url, RequestHeader: h})
+				if err != nil {
+					errs <- fmt.Errorf("dial %d: %w", i, err)
+					return
+				}
+				if got := conn.SubProtocol(); got != proto {
+					errs <- fmt.Errorf("subscriber %d: negotiated %q, want %q", i, got, proto)
+				}
+				s.conn = conn
+				subs[i] = s
+				go conn.ReadLoop()
+				if proto == "ferry.v1.msgpack" {
+					err = conn.WriteMessage(gws.OpcodeBinary, mpSub)
+				} else {
+					err = conn.WriteMessage(gws.OpcodeText, jsonSub)
+				}
+				if err != nil {
+					errs <- fmt.Errorf("subscribe %d: %w", i, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	deadline := time.After(30 * time.Second)
+	for i, s := range subs {
+		select {
+		case <-s.acked:
+		case <-deadline:
+			b.Fatalf("subscriber %d: no ack within 30s", i)
+		}
+		if e := s.ackErr.Load(); e != nil {
+			b.Fatalf("subscriber %d: %s", i, *e)
+		}
+	}
+	if got := br.Stats().Subscriptions; got != int64(n) {
+		b.Fatalf("broker holds %d subscriptions, want %d", got, n)
+	}
+	return br
+}
+
+// benchFanout publishes b.N messages in-process to n WebSocket subscribers
+// and waits until every subscriber has received all of them.
+func benchFanout(b *testing.B, n, msgpackEvery int) {
+	if len(benchData) != 128 {
+		b.Fatalf("message is %d bytes, want 128", len(benchData))
+	}
+	count := &benchCounter{target: int64(b.N) * int64(n), done: make(chan struct{})}
+	br := startFanout(b, n, msgpackEvery, count)
+	m := broker.Message{Topic: benchTopic, Data: benchData}
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		if err := br.Publish(ctx, m); err != nil {
+			b.Fatal(err)
+		}
+	}
+	select {
+	case <-count.done:
+	case <-time.After(60 * time.Second):
+		st := br.Stats()
+		b.Fatalf("received %d of %d deliveries within 60s (stats: %+v)", count.n.Load(), count.target, st)
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if st := br.Stats(); st.SlowConsumers != 0 || st.Dropped != 0 || st.Delivered != uint64(count.target) {
+		b.Fatalf("stats after the run: %+v, want %d delivered and nothing dropped", st, count.target)
+	}
+	b.ReportMetric(float64(count.target)/elapsed.Seconds(), "deliveries/s")
+}
+
+// BenchmarkFanout1000 measures delivery of 128-byte JSON messages to 1,000
+// JSON WebSocket subscribers over loopback.
+func BenchmarkFanout1000(b *testing.B) { benchFanout(b, 1000, 0) }
+
+// BenchmarkFanout1000Mixed is BenchmarkFanout1000 with every second
+// subscriber on msgpack: each message is converted and encoded once per
+// codec, so the cost should stay close to the all-JSON case.
+func BenchmarkFanout1000Mixed(b *testing.B) { benchFanout(b, 1000, 2) }
+
+// BenchmarkFanout1 is the single-subscriber baseline for the two above.
+func BenchmarkFanout1(b *testing.B) { benchFanout(b, 1, 0) }
