@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -23,6 +24,9 @@ import (
 
 	"github.com/ferry-io/ferry/broker"
 )
+
+//go:embed page.html
+var page string
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = ""
@@ -156,6 +160,14 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	}
 	mux := http.NewServeMux()
 	mux.Handle(cfg.path, b)
+	if cfg.path != "/" {
+		// a page to try the broker from a browser, same origin as the broker
+		demo := strings.ReplaceAll(page, "{{WS_PATH}}", cfg.path)
+		mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			_, _ = io.WriteString(w, demo)
+		})
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{"status": "ok", "stats": b.Stats()})

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -153,6 +154,15 @@ func TestServeProcess(t *testing.T) {
 		t.Fatalf("healthz: %v %v", health, err)
 	}
 	health.Body.Close()
+	pageResp, err := http.Get("http" + strings.TrimSuffix(strings.TrimPrefix(p.url, "ws"), "/ws") + "/")
+	if err != nil || pageResp.StatusCode != 200 {
+		t.Fatalf("demo page: %v %v", pageResp, err)
+	}
+	body, _ := io.ReadAll(pageResp.Body)
+	pageResp.Body.Close()
+	if !strings.Contains(string(body), `location.host + "/ws"`) {
+		t.Fatalf("demo page does not point at /ws:\n%s", body)
+	}
 
 	rec := &closeRecorder{closed: make(chan *gws.CloseError, 1)}
 	conn, _, err := gws.NewClient(rec, &gws.ClientOption{Addr: p.url})
