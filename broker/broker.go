@@ -249,7 +249,7 @@ func (b *Broker) pinger() {
 				case quiet >= b.opts.IdleTimeout:
 					c.closeWith(protocol.CloseIdleTimeout, "idle timeout", true)
 				case quiet >= b.opts.PingInterval/2:
-					c.pushControl(opPing, nil)
+					c.ping()
 				}
 			}
 		}

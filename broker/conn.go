@@ -48,6 +48,16 @@ func (c *conn) encode(f *protocol.Frame) []byte   { return encodeFrame(c.codec, 
 func (c *conn) log(msg string, args ...any)       { c.b.log.Debug(msg, append(args, "remote", c.remote)...) }
 func (c *conn) pushControl(opcode byte, p []byte) { c.send(controlFrame(opcode, p)) }
 
+// ping queues a WebSocket ping unless the queue is full: a connection
+// that busy needs no keepalive, and the pinger must never wait.
+func (c *conn) ping() {
+	if _, _, start := c.q.pushLimit(pingFrame, c.q.limit, nil); start {
+		c.startWriter()
+	}
+}
+
+var pingFrame = controlFrame(opPing, nil)
+
 func overflowErr(n uint64) *protocol.Frame {
 	return &protocol.Frame{Op: protocol.OpErr, Code: protocol.CodeOverflow,
 		Reason: "outbound queue full: messages were dropped", Dropped: n}
@@ -57,6 +67,9 @@ func overflowErr(n uint64) *protocol.Frame {
 func (c *conn) push(d *delivery) (bool, <-chan struct{}) {
 	f := d.frame(c.codec)
 	if f == nil {
+		// the decoders accept only data that converts; count it if not
+		c.b.stats.dropped.Add(1)
+		c.b.log.Warn("ferry: message data could not be converted", "topic", d.topic, "to", c.codec, "remote", c.remote)
 		return false, nil
 	}
 	r, wait, start := c.q.push(f, c.overflowFrame)
@@ -74,7 +87,10 @@ func (c *conn) overflow() {
 		c.b.stats.dropped.Add(1)
 		return
 	}
-	if c.closeWith(protocol.CloseSlowConsumer, "slow consumer", true) {
+	// the queue is discarded, so the err frame goes out first, then the close
+	errF := c.encode(&protocol.Frame{Op: protocol.OpErr, Code: protocol.CodeSlowConsumer,
+		Reason: "outbound queue full: disconnecting slow consumer"})
+	if c.closeWithFrames(errF, protocol.CloseSlowConsumer, "slow consumer", true) {
 		c.b.stats.slowConsumers.Add(1)
 		c.b.log.Info("ferry: disconnecting slow consumer", "remote", c.remote, "queued_bytes", c.q.size())
 	}
@@ -107,7 +123,13 @@ func (c *conn) replyErr(id uint64, hasID bool, e *protocol.Error) {
 // them, with discard) and then closes the socket. It returns false if the
 // connection was already closing.
 func (c *conn) closeWith(code uint16, reason string, discard bool) bool {
-	ok, start := c.q.closeAfter(closeFrame(code, reason), discard)
+	return c.closeWithFrames(nil, code, reason, discard)
+}
+
+// closeWithFrames is closeWith with frames written just before the close
+// frame.
+func (c *conn) closeWithFrames(before []byte, code uint16, reason string, discard bool) bool {
+	ok, start := c.q.closeAfter(append(before, closeFrame(code, reason)...), discard)
 	if !ok {
 		return false
 	}
@@ -165,7 +187,8 @@ func (c *conn) touch() {
 	c.lastRead.Store(now)
 	if c.b.opts.PingInterval > 0 && now-c.deadlineSet > int64(time.Second) {
 		c.deadlineSet = now
-		_ = c.nc.SetReadDeadline(time.Unix(0, now).Add(c.b.opts.IdleTimeout + c.b.opts.PingInterval))
+		// a backstop: the pinger closes idle connections first, with 4000
+		_ = c.nc.SetReadDeadline(time.Unix(0, now).Add(c.b.opts.IdleTimeout + 2*c.b.opts.PingInterval))
 	}
 }
 
@@ -357,7 +380,7 @@ func (b *Broker) recoverPanic(c *conn, where string) {
 		b.stats.panics.Add(1)
 		b.log.Error("ferry: panic in connection handler", "where", where, "panic", r, "remote", c.remote, "stack", string(debug.Stack()))
 		if where == "message" {
-			c.replyErr(0, false, protocol.Errorf(protocol.CodeInternal, "internal error while handling the frame"))
+			c.replyErr(c.frame.ID, c.frame.HasID, protocol.Errorf(protocol.CodeInternal, "internal error while handling the frame"))
 		}
 	}
 }

@@ -56,8 +56,9 @@ func TestSlowConsumerDisconnect(t *testing.T) {
 	for i := 0; i < n; i++ {
 		fast.expect("msg")
 	}
-	// the slow client now reads: messages, then close 4008 "slow consumer"
-	var last []byte
+	// the slow client now reads: messages, then err slow_consumer and
+	// close 4008 "slow consumer"
+	var last, prev []byte
 	var lastOp byte
 	for {
 		op, p, err := slow.read()
@@ -67,6 +68,7 @@ func TestSlowConsumerDisconnect(t *testing.T) {
 			}
 			t.Fatalf("read: %v", err)
 		}
+		prev = last
 		lastOp, last = op, p
 		if op == 0x8 {
 			break
@@ -74,6 +76,10 @@ func TestSlowConsumerDisconnect(t *testing.T) {
 	}
 	if lastOp != 0x8 || len(last) < 2 || int(last[0])<<8|int(last[1]) != 4008 || string(last[2:]) != "slow consumer" {
 		t.Fatalf("last frame opcode %x %q, want close 4008 \"slow consumer\"", lastOp, last)
+	}
+	var errF map[string]any
+	if err := json.Unmarshal(prev, &errF); err != nil || errF["op"] != "err" || errF["code"] != "slow_consumer" {
+		t.Fatalf("frame before the close: %s, want err slow_consumer", prev)
 	}
 	eventually(t, "slow connection released", func() bool { return b.Stats().Connections == 1 })
 	if st := b.Stats(); st.SlowConsumers != 1 || st.Dropped != 0 {

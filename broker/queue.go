@@ -31,12 +31,17 @@ const (
 // a channel closed as soon as room may have been made. startWriter is true
 // when the caller must start the writer goroutine.
 func (q *outQueue) push(f []byte, overflowFrame func(n uint64) []byte) (r pushResult, wait <-chan struct{}, startWriter bool) {
+	return q.pushLimit(f, q.limit, overflowFrame)
+}
+
+// pushLimit is push with another bound.
+func (q *outQueue) pushLimit(f []byte, limit int, overflowFrame func(n uint64) []byte) (r pushResult, wait <-chan struct{}, startWriter bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closed || q.closeF != nil {
 		return pushClosed, nil, false
 	}
-	if q.bytes > 0 && q.bytes+len(f) > q.limit {
+	if q.bytes > 0 && q.bytes+len(f) > limit {
 		if q.space == nil {
 			q.space = make(chan struct{})
 		}
@@ -71,6 +76,9 @@ func (q *outQueue) take(batch [][]byte, overflowFrame func(n uint64) []byte) (_ 
 	}
 	if len(q.frames) == 0 || q.closed {
 		closeF, q.closeF = q.closeF, nil
+		if closeF != nil {
+			q.closed = true // the close frame is the last one ever
+		}
 		q.running = false
 		return batch, 0, closeF, true
 	}
@@ -110,7 +118,7 @@ func (q *outQueue) drop() {
 	q.mu.Unlock()
 }
 
-// closeAfter discards nothing already queued (discard false) or everything
+// closeAfter keeps what is already queued (discard false) or drops it
 // (discard true), and arranges for f to be written last. It returns false if
 // the queue was already closing, and startWriter as push does.
 func (q *outQueue) closeAfter(f []byte, discard bool) (ok, startWriter bool) {
