@@ -3,64 +3,86 @@ package protocol
 import (
 	"encoding/base64"
 	"encoding/binary"
+	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 )
 
 // Convert appends the value data, encoded in codec from, to dst encoded in
 // codec to. data must be one valid value of its codec (as the decoders
-// guarantee); Convert reports an error otherwise.
+// guarantee); Convert reports an error otherwise (also when from == to, where
+// data is copied as is), and then returns dst unchanged.
 //
 // msgpack to JSON: bin becomes a padded standard base64 string; map keys that
 // are not strings become the JSON text of the key (1 → "1", true → "true");
-// the timestamp extension (-1) becomes an RFC 3339 string; any other
-// extension becomes {"$ext": type, "data": "<base64>"}; NaN and ±Inf become
-// the strings "NaN", "+Inf" and "-Inf"; invalid UTF-8 in a str becomes
-// U+FFFD.
+// the timestamp extension (-1) becomes an RFC 3339 string (when its year is
+// 0 to 9999, else it takes the generic form); any other extension becomes
+// {"$ext": type, "data": "<base64>"}; NaN and ±Inf become the strings "NaN",
+// "+Inf" and "-Inf"; invalid UTF-8 in a str becomes U+FFFD.
 //
-// JSON to msgpack: integers that fit in 64 bits become msgpack integers,
-// other numbers float64; strings become str, objects maps with str keys.
+// JSON to msgpack: integers that fit in 64 bits become msgpack integers
+// (but -0 the float64 negative zero), other numbers float64 (±Inf beyond its
+// range); strings become str, objects maps with str keys.
 func Convert(dst []byte, from, to Codec, data []byte) ([]byte, error) {
+	var out []byte
+	var err *Error
 	if from == to {
+		// a copy, of a value checked as the conversions check theirs
+		if from == Msgpack {
+			d := mpDecoder{b: data}
+			err = d.skip(0)
+			if err == nil && d.i != len(data) {
+				err = d.syntax("unexpected data after the value")
+			}
+		} else {
+			d := jsonDecoder{b: data}
+			d.ws()
+			err = d.skip(0)
+			d.ws()
+			if err == nil && d.i != len(data) {
+				err = d.syntax("unexpected data after the value")
+			}
+		}
+		if err != nil {
+			return dst, err
+		}
 		return append(dst, data...), nil
 	}
 	if from == Msgpack {
 		d := mpDecoder{b: data}
-		out, err := d.toJSON(dst, 0)
+		out, err = d.toJSON(dst, 0)
 		if err == nil && d.i != len(data) {
 			err = d.syntax("unexpected data after the value")
 		}
-		return out, errOrNil(err)
-	}
-	d := jsonDecoder{b: data}
-	d.ws()
-	out, err := d.toMsgpack(dst, 0)
-	if err == nil {
+	} else {
+		d := jsonDecoder{b: data}
 		d.ws()
-		if d.i != len(data) {
-			err = d.syntax("unexpected data after the value")
+		out, err = d.toMsgpack(dst, 0)
+		if err == nil {
+			d.ws()
+			if d.i != len(data) {
+				err = d.syntax("unexpected data after the value")
+			}
 		}
 	}
-	return out, errOrNil(err)
-}
-
-// errOrNil keeps a nil *Error from becoming a non-nil error.
-func errOrNil(e *Error) error {
-	if e == nil {
-		return nil
+	if err != nil {
+		// nothing of a partial conversion is left in dst
+		return out[:len(dst)], err
 	}
-	return e
+	return out, nil
 }
 
 func (d *mpDecoder) toJSON(dst []byte, depth int) ([]byte, *Error) {
 	if d.i >= len(d.b) {
 		return dst, d.syntax("truncated value")
 	}
-	if depth > MaxDepth {
-		return dst, d.syntax("nested too deeply")
-	}
 	c := d.b[d.i]
+	if depth >= MaxDepth && (c >= 0x80 && c <= 0x9f || c >= mpArray16 && c <= mpMap32) {
+		// as in skip: at most MaxDepth nested arrays and maps
+		return dst, d.syntax(fmt.Sprintf("nested deeper than %d levels", MaxDepth))
+	}
 	switch {
 	case c <= 0x7f:
 		d.i++
@@ -110,7 +132,7 @@ func (d *mpDecoder) toJSON(dst []byte, depth int) ([]byte, *Error) {
 		if err != nil {
 			return dst, err
 		}
-		dst = AppendJSONString(dst, string(d.b[d.i:d.i+n]))
+		dst = appendJSONString(dst, d.b[d.i:d.i+n])
 		d.i += n
 		return dst, nil
 	}
@@ -120,7 +142,7 @@ func (d *mpDecoder) toJSON(dst []byte, depth int) ([]byte, *Error) {
 			return dst, d.syntax("truncated binary header")
 		}
 		d.i++
-		n := int(d.be(size))
+		n := d.length(size)
 		if !d.need(n) {
 			return dst, d.syntax("truncated binary")
 		}
@@ -139,10 +161,10 @@ func (d *mpDecoder) toJSON(dst []byte, depth int) ([]byte, *Error) {
 			d.i++
 		case c == mpArray16 && d.need(3):
 			d.i++
-			n = int(d.be(2))
+			n = d.length(2)
 		case c == mpArray32 && d.need(5):
 			d.i++
-			n = int(d.be(4))
+			n = d.length(4)
 		default:
 			return dst, d.syntax("truncated array header")
 		}
@@ -178,7 +200,7 @@ func (d *mpDecoder) toJSON(dst []byte, depth int) ([]byte, *Error) {
 				if serr != nil {
 					return dst, serr
 				}
-				dst = AppendJSONString(dst, string(d.b[d.i:d.i+sn]))
+				dst = appendJSONString(dst, d.b[d.i:d.i+sn])
 				d.i += sn
 			} else {
 				// a non-string key: its JSON text, as a string
@@ -214,16 +236,17 @@ func (d *mpDecoder) extToJSON(dst []byte) ([]byte, *Error) {
 			return dst, d.syntax("truncated extension header")
 		}
 		d.i++
-		n = int(d.be(size))
+		n = d.length(size)
 	}
-	if !d.need(1 + n) {
+	if n < 0 || !d.need(1+n) {
 		return dst, d.syntax("truncated extension")
 	}
 	typ := int8(d.b[d.i])
 	body := d.b[d.i+1 : d.i+1+n]
 	d.i += 1 + n
 	if typ == -1 {
-		if t, ok := decodeTimestamp(body); ok {
+		// RFC 3339 has four-digit years: others keep the generic form
+		if t, ok := decodeTimestamp(body); ok && t.UTC().Year() >= 0 && t.UTC().Year() <= 9999 {
 			dst = append(dst, '"')
 			dst = t.UTC().AppendFormat(dst, time.RFC3339Nano)
 			return append(dst, '"'), nil
@@ -303,7 +326,7 @@ func (d *jsonDecoder) toMsgpack(dst []byte, depth int) ([]byte, *Error) {
 		return dst[:start+len(hdr)+n], nil
 	case c == '{' || c == '[':
 		if depth >= MaxDepth {
-			return dst, d.syntax("nested too deeply")
+			return dst, d.syntax(fmt.Sprintf("nested deeper than %d levels", MaxDepth))
 		}
 		isMap := c == '{'
 		start := len(dst)
@@ -369,11 +392,15 @@ func (d *jsonDecoder) toMsgpack(dst []byte, depth int) ([]byte, *Error) {
 			return dst, err
 		}
 		s := string(b[start:d.i])
-		if v, err := strconv.ParseInt(s, 10, 64); err == nil {
-			return AppendMsgpackInt(dst, v), nil
-		}
-		if v, err := strconv.ParseUint(s, 10, 64); err == nil {
-			return AppendMsgpackUint(dst, v), nil
+		// only integer syntax is tried as an integer: a failed parse
+		// allocates its error
+		if isInt := strings.IndexAny(s, ".eE") < 0; isInt && s != "-0" { // -0 stays the float64 negative zero
+			if v, err := strconv.ParseInt(s, 10, 64); err == nil {
+				return AppendMsgpackInt(dst, v), nil
+			}
+			if v, err := strconv.ParseUint(s, 10, 64); err == nil {
+				return AppendMsgpackUint(dst, v), nil
+			}
 		}
 		f, _ := strconv.ParseFloat(s, 64) // ±Inf on overflow, as JSON parsers do
 		return binary.BigEndian.AppendUint64(append(dst, mpFloat64), math.Float64bits(f)), nil

@@ -1,5 +1,7 @@
 package protocol
 
+import "unicode/utf8"
+
 // Frame is one protocol frame, in either direction. Optional numbers have a
 // Has flag so that zero stays a valid value.
 type Frame struct {
@@ -66,11 +68,20 @@ func (f *Frame) check() *Error {
 	return nil
 }
 
+// truncate shortens s to at most n bytes (not splitting a UTF-8 sequence)
+// for use in a reason.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	return s[:n] + "..."
+	i := n
+	for i > 0 && i > n-utf8.UTFMax && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	if !utf8.RuneStart(s[i]) {
+		i = n // not UTF-8 anyway
+	}
+	return s[:i] + "..."
 }
 
 // fieldKind is how a known key is decoded.
@@ -97,6 +108,70 @@ func fieldOf(key string) fieldKind {
 		return kindData
 	}
 	return 0
+}
+
+// knownKey returns the name of a known key as a constant, so that decoding
+// allocates nothing for keys, or "" for an unknown key.
+func knownKey(b []byte) string {
+	switch string(b) {
+	case "op":
+		return "op"
+	case "topic":
+		return "topic"
+	case "group":
+		return "group"
+	case "code":
+		return "code"
+	case "reason":
+		return "reason"
+	case "id":
+		return "id"
+	case "inflight":
+		return "inflight"
+	case "mid":
+		return "mid"
+	case "dropped":
+		return "dropped"
+	case "ack":
+		return "ack"
+	case "retain":
+		return "retain"
+	case "redelivered":
+		return "redelivered"
+	case "retained":
+		return "retained"
+	case "data":
+		return "data"
+	}
+	return ""
+}
+
+// stringValue returns the value of a string field; known ops are returned
+// as constants, without allocating.
+func stringValue(key string, b []byte) string {
+	if key == "op" {
+		switch string(b) {
+		case OpSub:
+			return OpSub
+		case OpUnsub:
+			return OpUnsub
+		case OpPub:
+			return OpPub
+		case OpAck:
+			return OpAck
+		case OpNack:
+			return OpNack
+		case OpPing:
+			return OpPing
+		case OpMsg:
+			return OpMsg
+		case OpErr:
+			return OpErr
+		case OpPong:
+			return OpPong
+		}
+	}
+	return string(b)
 }
 
 func (f *Frame) setString(key, v string) {

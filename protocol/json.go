@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // DecodeJSON decodes a client frame from a JSON object. Data is a sub-slice
@@ -46,10 +47,11 @@ func DecodeJSON(b []byte, f *Frame) *Error {
 		if d.i >= len(b) || b[d.i] != '"' {
 			return d.syntax("expected a string key")
 		}
-		key, err := d.str()
+		kb, err := d.strBytes()
 		if err != nil {
 			return err
 		}
+		key := knownKey(kb)
 		d.ws()
 		if d.i >= len(b) || b[d.i] != ':' {
 			return d.syntax("expected ':'")
@@ -70,11 +72,11 @@ func DecodeJSON(b []byte, f *Frame) *Error {
 		}
 		switch {
 		case kind == kindString && c == '"':
-			s, err := d.str()
+			s, err := d.strBytes()
 			if err != nil {
 				return err
 			}
-			f.setString(key, s)
+			f.setString(key, stringValue(key, s))
 		case kind == kindUint && c >= '0' && c <= '9':
 			v, ok, err := d.uint()
 			if err != nil {
@@ -222,29 +224,34 @@ func (d *jsonDecoder) number() *Error {
 	return nil
 }
 
-// str reads a string at d.i (which holds '"') and returns it unescaped.
-func (d *jsonDecoder) str() (string, *Error) {
+// strBytes reads a string at d.i (which holds '"') and returns it
+// unescaped, as a sub-slice of the input when it has no escapes.
+func (d *jsonDecoder) strBytes() ([]byte, *Error) {
 	b := d.b
 	d.i++
 	start := d.i
+	ascii := true
 	for d.i < len(b) {
 		c := b[d.i]
-		if c == '"' {
-			s := string(b[start:d.i])
+		if c == '"' && (ascii || utf8.Valid(b[start:d.i])) {
+			s := b[start:d.i:d.i]
 			d.i++
 			return s, nil
 		}
-		if c == '\\' {
+		if c == '\\' || c == '"' {
+			// escapes, or invalid UTF-8 to replace as appendStr does
 			d.i = start - 1
-			buf, err := d.appendStr(nil)
-			return string(buf), err
+			return d.appendStr(nil)
 		}
 		if c < 0x20 {
-			return "", d.syntax("control character in string")
+			return nil, d.syntax("control character in string")
+		}
+		if c >= utf8.RuneSelf {
+			ascii = false
 		}
 		d.i++
 	}
-	return "", d.syntax("unterminated string")
+	return nil, d.syntax("unterminated string")
 }
 
 // appendStr appends the unescaped string at d.i (which holds '"') to dst.
@@ -502,6 +509,13 @@ const hexDigits = "0123456789abcdef"
 
 // AppendJSONString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD.
 func AppendJSONString(dst []byte, s string) []byte {
+	// appendJSONString only reads s
+	return appendJSONString(dst, unsafe.Slice(unsafe.StringData(s), len(s)))
+}
+
+// appendJSONString is AppendJSONString for bytes, without copying them to a
+// string.
+func appendJSONString(dst, s []byte) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
@@ -528,7 +542,7 @@ func AppendJSONString(dst []byte, s string) []byte {
 			start = i
 			continue
 		}
-		r, n := utf8.DecodeRuneInString(s[i:])
+		r, n := utf8.DecodeRune(s[i:])
 		if r == utf8.RuneError && n == 1 {
 			dst = append(dst, s[start:i]...)
 			dst = append(dst, `\ufffd`...)

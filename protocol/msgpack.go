@@ -52,17 +52,24 @@ func DecodeMsgpack(b []byte, f *Frame) *Error {
 	}
 	n, ok := d.mapLen()
 	if !ok {
+		if b[0] == mpMap16 || b[0] == mpMap32 {
+			return d.syntax("truncated map header")
+		}
 		return Errorf(CodeBadFrame, "frame is not a msgpack map (starts with %s)", describeMsgpack(b[0]))
+	}
+	if !d.need(n) || !d.need(2*n) { // each entry takes at least two bytes
+		return d.syntax("truncated map")
 	}
 	var fieldErr *Error
 	for k := 0; k < n; k++ {
 		if d.i >= len(b) {
 			return d.syntax("truncated map")
 		}
-		key, ok, err := d.str()
+		kb, ok, err := d.strBytes()
 		if err != nil {
 			return err
 		}
+		key := knownKey(kb)
 		if !ok {
 			return Errorf(CodeBadFrame, "invalid msgpack at offset %d: map key is %s, expected a string", d.i, describeMsgpack(b[d.i]))
 		}
@@ -78,12 +85,12 @@ func DecodeMsgpack(b []byte, f *Frame) *Error {
 		start := d.i
 		switch kind {
 		case kindString:
-			s, ok, err := d.str()
+			s, ok, err := d.strBytes()
 			if err != nil {
 				return err
 			}
 			if ok {
-				f.setString(key, s)
+				f.setString(key, stringValue(key, s))
 				continue
 			}
 		case kindUint:
@@ -109,7 +116,11 @@ func DecodeMsgpack(b []byte, f *Frame) *Error {
 		if kind == kindData {
 			f.Data = b[start:d.i]
 		} else if kind != 0 && fieldErr == nil {
-			fieldErr = Errorf(CodeBadFrame, "field %q: expected %s, got %s", key, kindName(kind), describeMsgpack(c))
+			got := describeMsgpack(c)
+			if kind == kindUint && got == "an integer" {
+				got = "a negative integer" // uint refuses no other integer
+			}
+			fieldErr = Errorf(CodeBadFrame, "field %q: expected %s, got %s", key, kindName(kind), got)
 		}
 	}
 	if d.i != len(b) {
@@ -173,6 +184,17 @@ func (d *mpDecoder) be(n int) uint64 {
 	return v
 }
 
+// length reads a length field of size bytes. A length that does not fit in
+// an int (on 32-bit platforms) becomes -1, which need refuses: no input can
+// hold that many bytes or items.
+func (d *mpDecoder) length(size int) int {
+	v := d.be(size)
+	if n := int(v); n >= 0 && uint64(n) == v {
+		return n
+	}
+	return -1
+}
+
 // mapLen reads a map header.
 func (d *mpDecoder) mapLen() (int, bool) {
 	c := d.b[d.i]
@@ -182,10 +204,10 @@ func (d *mpDecoder) mapLen() (int, bool) {
 		return int(c & 0x0f), true
 	case c == mpMap16 && d.need(3):
 		d.i++
-		return int(d.be(2)), true
+		return d.length(2), true
 	case c == mpMap32 && d.need(5):
 		d.i++
-		return int(d.be(4)), true
+		return d.length(4), true
 	}
 	return 0, false
 }
@@ -212,7 +234,7 @@ func (d *mpDecoder) strLen() (n int, ok bool, err *Error) {
 			return 0, true, d.syntax("truncated string header")
 		}
 		d.i += hdr
-		n = int(d.be(size))
+		n = d.length(size)
 	}
 	if !d.need(n) {
 		return 0, true, d.syntax("truncated string")
@@ -220,12 +242,13 @@ func (d *mpDecoder) strLen() (n int, ok bool, err *Error) {
 	return n, true, nil
 }
 
-func (d *mpDecoder) str() (string, bool, *Error) {
+// strBytes reads a str; ok is false when the value is not a string.
+func (d *mpDecoder) strBytes() ([]byte, bool, *Error) {
 	n, ok, err := d.strLen()
 	if !ok || err != nil {
-		return "", ok, err
+		return nil, ok, err
 	}
-	s := string(d.b[d.i : d.i+n])
+	s := d.b[d.i : d.i+n : d.i+n]
 	d.i += n
 	return s, true, nil
 }
@@ -315,7 +338,10 @@ func (d *mpDecoder) skip(depth int) *Error {
 	}
 	d.i += hdr
 	if size > 0 {
-		n := int(d.be(size))
+		n := d.length(size)
+		if !d.need(n) { // n bytes, or n items of at least one byte
+			return d.syntax("truncated value")
+		}
 		switch c {
 		case mpArray16, mpArray32:
 			items = n
@@ -332,10 +358,13 @@ func (d *mpDecoder) skip(depth int) *Error {
 		d.i += fixed
 		return nil
 	}
-	if items > 0 {
+	if c <= 0x9f || (c >= mpArray16 && c <= mpMap32) {
+		// an array or a map counts as a level even when it is empty
 		if depth >= MaxDepth {
 			return d.syntax(fmt.Sprintf("nested deeper than %d levels", MaxDepth))
 		}
+	}
+	if items > 0 {
 		// each item takes at least one byte
 		if !d.need(items) {
 			return d.syntax("truncated array or map")
