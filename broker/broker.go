@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferry-io/ferry/protocol"
@@ -27,13 +28,14 @@ type Broker struct {
 	// upgraders[1+codec] echoes that codec's subprotocol.
 	upgraders [1 + protocol.NumCodecs]*gws.Upgrader
 
-	mu     sync.Mutex
-	conns  map[*conn]struct{}
-	locals map[*Subscription]struct{}
-	closed bool
-	connWG sync.WaitGroup // read loops of live connections
-	bgWG   sync.WaitGroup // the pinger and in-process subscriptions
-	done   chan struct{}
+	mu       sync.Mutex
+	conns    map[*conn]struct{}
+	locals   map[*Subscription]struct{}
+	closed   atomic.Bool    // set under mu, read without it
+	connWG   sync.WaitGroup // read loops of live connections
+	bgWG     sync.WaitGroup // the pinger and in-process subscriptions
+	done     chan struct{}  // closed when Shutdown starts
+	finished chan struct{}  // closed when Shutdown has finished
 }
 
 // New returns a running broker, or an error naming an invalid option.
@@ -43,11 +45,12 @@ func New(opts Options) (*Broker, error) {
 		return nil, err
 	}
 	b := &Broker{
-		opts:   o,
-		log:    o.Logger,
-		conns:  make(map[*conn]struct{}),
-		locals: make(map[*Subscription]struct{}),
-		done:   make(chan struct{}),
+		opts:     o,
+		log:      o.Logger,
+		conns:    make(map[*conn]struct{}),
+		locals:   make(map[*Subscription]struct{}),
+		done:     make(chan struct{}),
+		finished: make(chan struct{}),
 	}
 	for i := range b.upgraders {
 		so := &gws.ServerOption{
@@ -134,13 +137,13 @@ func (b *Broker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := connOf(socket)
-	c.b, c.ws, c.nc, c.codec, c.remote = b, socket, lc, codec, r.RemoteAddr
-	c.q.limit = b.opts.QueueBytes
+	c.init(b, socket, lc, codec, r.RemoteAddr)
 	if !b.addConn(c) {
+		c.closeWith(protocol.CloseGoingAway, "broker shutting down", false)
+		c.q.writers.Wait()
 		_ = lc.Close()
 		return
 	}
-	c.touch()
 	go func() {
 		defer b.connWG.Done()
 		socket.ReadLoop()
@@ -195,16 +198,12 @@ func headerHasToken(h http.Header, name, token string) bool {
 	return false
 }
 
-func (b *Broker) isClosed() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.closed
-}
+func (b *Broker) isClosed() bool { return b.closed.Load() }
 
 func (b *Broker) addConn(c *conn) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed {
+	if b.closed.Load() {
 		return false
 	}
 	b.conns[c] = struct{}{}
@@ -259,14 +258,21 @@ func (b *Broker) pinger() {
 // Shutdown stops accepting connections, closes every connection with 1001
 // after its queued frames, stops in-process subscriptions, and waits for all
 // of it until ctx ends; then it cuts the remaining connections and returns
-// ctx's error.
+// ctx's error. A second call waits for the first to finish (or for its own
+// ctx).
 func (b *Broker) Shutdown(ctx context.Context) error {
 	b.mu.Lock()
-	if b.closed {
+	if b.closed.Load() {
 		b.mu.Unlock()
-		return nil
+		select {
+		case <-b.finished:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
-	b.closed = true
+	b.closed.Store(true)
+	defer close(b.finished)
 	close(b.done)
 	locals := make([]*Subscription, 0, len(b.locals))
 	for s := range b.locals {

@@ -2,7 +2,6 @@ package broker
 
 import (
 	"context"
-
 	"net"
 	"runtime/debug"
 	"sync"
@@ -31,30 +30,38 @@ type conn struct {
 
 	lastRead    atomic.Int64 // unix nanos of the last inbound frame
 	deadlineSet int64        // read goroutine only: when the read deadline was last pushed out
-	closeReason atomic.Pointer[string]
+	closing     atomic.Bool  // a close frame is queued: inbound frames are ignored
 	cleanupOnce sync.Once
 }
 
 // gws.SessionStorage, unused: conn only rides along in the session slot.
-func (c *conn) Len() int                          { return 0 }
-func (c *conn) Load(string) (any, bool)           { return nil, false }
-func (c *conn) Delete(string)                     {}
-func (c *conn) Store(string, any)                 {}
-func (c *conn) Range(func(string, any) bool)      {}
-func connOf(socket *gws.Conn) *conn               { return socket.Session().(*conn) }
-func (c *conn) String() string                    { return c.remote }
-func (c *conn) overflowFrame(n uint64) []byte     { return c.encode(overflowErr(n)) }
-func (c *conn) encode(f *protocol.Frame) []byte   { return encodeFrame(c.codec, f) }
-func (c *conn) log(msg string, args ...any)       { c.b.log.Debug(msg, append(args, "remote", c.remote)...) }
-func (c *conn) pushControl(opcode byte, p []byte) { c.send(controlFrame(opcode, p)) }
+func (c *conn) Len() int                        { return 0 }
+func (c *conn) Load(string) (any, bool)         { return nil, false }
+func (c *conn) Delete(string)                   {}
+func (c *conn) Store(string, any)               {}
+func (c *conn) Range(func(string, any) bool)    {}
+func connOf(socket *gws.Conn) *conn             { return socket.Session().(*conn) }
+func (c *conn) String() string                  { return c.remote }
+func (c *conn) encode(f *protocol.Frame) []byte { return encodeFrame(c.codec, f) }
+func (c *conn) log(msg string, args ...any)     { c.b.log.Debug(msg, append(args, "remote", c.remote)...) }
 
-// ping queues a WebSocket ping unless the queue is full: a connection
-// that busy needs no keepalive, and the pinger must never wait.
-func (c *conn) ping() {
-	if _, _, start := c.q.pushLimit(pingFrame, c.q.limit, nil); start {
-		c.startWriter()
-	}
+// closeGrace bounds writing the close frame, and waiting for the peer's
+// answer, once a connection is being closed.
+const closeGrace = time.Second
+
+// init prepares a freshly upgraded connection.
+func (c *conn) init(b *Broker, socket *gws.Conn, lc *lockedConn, codec protocol.Codec, remote string) {
+	c.b, c.ws, c.nc, c.codec, c.remote = b, socket, lc, codec, remote
+	lc.timeout = b.opts.WriteTimeout
+	c.q.limit = b.opts.QueueBytes
+	c.q.writer = c.writeLoop
+	c.q.overflowFrame = func(n uint64) []byte { return c.encode(overflowErr(n)) }
+	c.touch()
 }
+
+// ping queues a WebSocket ping if there is room: a connection that busy
+// needs no keepalive, and the pinger must never wait.
+func (c *conn) ping() { c.q.pushIfRoom(pingFrame) }
 
 var pingFrame = controlFrame(opPing, nil)
 
@@ -64,19 +71,8 @@ func overflowErr(n uint64) *protocol.Frame {
 }
 
 // push implements sink for message deliveries.
-func (c *conn) push(d *delivery) (bool, <-chan struct{}) {
-	f := d.frame(c.codec)
-	if f == nil {
-		// the decoders accept only data that converts; count it if not
-		c.b.stats.dropped.Add(1)
-		c.b.log.Warn("ferry: message data could not be converted", "topic", d.topic, "to", c.codec, "remote", c.remote)
-		return false, nil
-	}
-	r, wait, start := c.q.push(f, c.overflowFrame)
-	if start {
-		c.startWriter()
-	}
-	return r == pushed, wait
+func (c *conn) push(d *delivery) (pushResult, <-chan struct{}) {
+	return c.q.push(d.frame(c.codec))
 }
 
 // overflow applies the slow-consumer policy after a push found the queue
@@ -102,10 +98,7 @@ func (c *conn) overflow() {
 // bounds how long a stuck writer lasts).
 func (c *conn) send(f []byte) {
 	for {
-		r, wait, start := c.q.push(f, c.overflowFrame)
-		if start {
-			c.startWriter()
-		}
+		r, wait := c.q.pushReply(f)
 		if r != pushFull {
 			return
 		}
@@ -129,63 +122,49 @@ func (c *conn) closeWith(code uint16, reason string, discard bool) bool {
 // closeWithFrames is closeWith with frames written just before the close
 // frame.
 func (c *conn) closeWithFrames(before []byte, code uint16, reason string, discard bool) bool {
-	ok, start := c.q.closeAfter(append(before, closeFrame(code, reason)...), discard)
-	if !ok {
+	if !c.q.closeAfter(append(before, closeFrame(code, reason)...), discard) {
 		return false
 	}
-	c.closeReason.CompareAndSwap(nil, &reason)
+	c.closing.Store(true)
 	if discard {
 		// cut short a write stuck on a peer that does not read
-		_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
-	}
-	if start {
-		c.startWriter()
+		c.nc.cutAfter(closeGrace)
 	}
 	return true
 }
 
-func (c *conn) startWriter() { go c.writeLoop() }
-
 // writeLoop drains the queue until it is empty, coalescing all queued
 // frames into one vectored write.
 func (c *conn) writeLoop() {
-	defer c.q.writers.Done()
-	var batch [][]byte
 	for {
-		var n int
-		var closeF []byte
-		var stop bool
-		batch, n, closeF, stop = c.q.take(batch[:0], c.overflowFrame)
+		batch, n, closeF, stop := c.q.take()
 		if stop {
 			if closeF != nil {
-				_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+				c.nc.cutAfter(closeGrace)
 				_ = c.nc.writeBuffers([][]byte{closeF})
-				// half-close so the peer reads the close frame, then wait
-				// briefly for its answer before the read loop ends
+				// half-close so that the peer reads the close frame, then
+				// give it a moment to answer before the read loop ends
 				c.nc.closeWrite()
-				_ = c.nc.SetReadDeadline(time.Now().Add(time.Second))
+				_ = c.nc.SetReadDeadline(time.Now().Add(closeGrace))
 			}
 			return
 		}
-		_ = c.nc.SetWriteDeadline(time.Now().Add(c.b.opts.WriteTimeout))
 		err := c.nc.writeBuffers(batch)
-		clear(batch)
-		c.q.written(n)
+		c.q.written(batch, n)
 		if err != nil {
 			c.log("ferry: write failed", "err", err)
 			c.q.shut()
 			_ = c.nc.Close()
-			return
 		}
 	}
 }
 
 // touch records inbound traffic and pushes the read deadline out, at most
-// once a second.
+// once a second, unless the connection is closing.
 func (c *conn) touch() {
 	now := time.Now().UnixNano()
 	c.lastRead.Store(now)
-	if c.b.opts.PingInterval > 0 && now-c.deadlineSet > int64(time.Second) {
+	if c.b.opts.PingInterval > 0 && now-c.deadlineSet > int64(time.Second) && !c.closing.Load() {
 		c.deadlineSet = now
 		// a backstop: the pinger closes idle connections first, with 4000
 		_ = c.nc.SetReadDeadline(time.Unix(0, now).Add(c.b.opts.IdleTimeout + 2*c.b.opts.PingInterval))
@@ -223,20 +202,28 @@ func (h handler) OnClose(socket *gws.Conn, err error) {
 func (h handler) OnPing(socket *gws.Conn, payload []byte) {
 	c := connOf(socket)
 	defer h.b.recoverPanic(c, "ping")
+	if c.closing.Load() {
+		return
+	}
 	c.touch()
-	c.pushControl(opPong, payload)
+	c.send(controlFrame(opPong, payload))
 }
 
 func (h handler) OnPong(socket *gws.Conn, _ []byte) {
 	c := connOf(socket)
 	defer h.b.recoverPanic(c, "pong")
-	c.touch()
+	if !c.closing.Load() {
+		c.touch()
+	}
 }
 
 func (h handler) OnMessage(socket *gws.Conn, msg *gws.Message) {
 	c := connOf(socket)
 	defer msg.Close()
 	defer h.b.recoverPanic(c, "message")
+	if c.closing.Load() {
+		return // closing: what the client sends now is ignored
+	}
 	c.touch()
 	codec := protocol.JSON
 	if msg.Opcode == gws.OpcodeBinary {
@@ -328,7 +315,7 @@ func (c *conn) publish(codec protocol.Codec, f *protocol.Frame) *protocol.Error 
 	if protocol.IsSystem(f.Topic) {
 		return protocol.Errorf(protocol.CodeForbidden, "pub: topic %q: topics starting with '$' are reserved for the broker", f.Topic)
 	}
-	c.b.route(context.Background(), &delivery{topic: f.Topic, codec: codec, data: f.Data})
+	c.b.route(context.Background(), &delivery{b: c.b, topic: f.Topic, codec: codec, data: f.Data})
 	return nil
 }
 
@@ -337,8 +324,31 @@ func (c *conn) publish(codec protocol.Codec, f *protocol.Frame) *protocol.Error 
 // its own), and replays bytes that net/http read ahead of the hijack.
 type lockedConn struct {
 	net.Conn
-	wmu sync.Mutex
-	pre []byte
+	wmu     sync.Mutex
+	pre     []byte
+	timeout time.Duration // bound of every write, once upgraded
+	cutAt   atomic.Int64  // unix nanos: no write may last past this (0: none)
+}
+
+// deadlineLocked sets the write deadline of the next write; wmu is held.
+func (l *lockedConn) deadlineLocked() {
+	if l.timeout == 0 {
+		return // during the handshake, gws sets its own deadline
+	}
+	d := time.Now().Add(l.timeout)
+	if cut := l.cutAt.Load(); cut != 0 && cut < d.UnixNano() {
+		d = time.Unix(0, cut)
+	}
+	_ = l.Conn.SetWriteDeadline(d)
+}
+
+// cutAfter bounds every write from now on, including one in progress, to
+// end within d.
+func (l *lockedConn) cutAfter(d time.Duration) {
+	t := time.Now().Add(d)
+	if l.cutAt.CompareAndSwap(0, t.UnixNano()) {
+		_ = l.Conn.SetWriteDeadline(t)
+	}
 }
 
 func (l *lockedConn) Read(p []byte) (int, error) {
@@ -353,12 +363,14 @@ func (l *lockedConn) Read(p []byte) (int, error) {
 func (l *lockedConn) Write(p []byte) (int, error) {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
+	l.deadlineLocked()
 	return l.Conn.Write(p)
 }
 
 func (l *lockedConn) writeBuffers(bufs [][]byte) error {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
+	l.deadlineLocked()
 	nb := net.Buffers(bufs)
 	_, err := nb.WriteTo(l.Conn)
 	return err

@@ -7,4 +7,5 @@ var (
 	ErrClosed   = errors.New("ferry: broker is shut down")
 	ErrBadTopic = errors.New("ferry: invalid topic")
 	ErrBadData  = errors.New("ferry: invalid data")
+	ErrTooLarge = errors.New("ferry: message too large")
 )

@@ -225,3 +225,139 @@ func TestPeerCloseFreesResources(t *testing.T) {
 }
 
 var _ gws.Event = (*client)(nil)
+
+func TestStuckHandlerDoesNotThrottlePublishers(t *testing.T) {
+	b, url := startBroker(t, broker.Options{QueueBytes: 4096, MaxStall: 200 * time.Millisecond})
+	release, started := make(chan struct{}), make(chan struct{}, 1)
+	sub, err := b.Subscribe("t", func(*broker.Message) error {
+		select {
+		case started <- struct{}{}:
+		default:
+		}
+		<-release
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer close(release)
+	pub := dial(t, url)
+	pub.send(map[string]any{"op": "pub", "topic": "t", "data": 0})
+	<-started // the handler is stuck on the first message
+	const n = 300
+	for i := 0; i < n; i++ {
+		pub.send(map[string]any{"op": "pub", "topic": "t", "data": strings.Repeat("x", 100)})
+	}
+	pub.alive() // every publish was handled
+	st := b.Stats()
+	// only the first overflow stalls; after that the stuck queue is skipped
+	if st.Stalls != 1 || sub.Dropped() == 0 || st.Dropped != sub.Dropped() {
+		t.Fatalf("stalls %d, dropped %d (subscription %d)", st.Stalls, st.Dropped, sub.Dropped())
+	}
+}
+
+func TestInProcessQueueCountsTopics(t *testing.T) {
+	// tiny payloads on long topics still fill the bound
+	b, _ := startBroker(t, broker.Options{QueueBytes: 64 << 10, MaxStall: -1})
+	release := make(chan struct{})
+	sub, err := b.Subscribe("#", func(*broker.Message) error { <-release; return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer close(release)
+	topic := strings.Repeat("t", 200)
+	for i := 0; i < 1000; i++ {
+		if err := b.Publish(context.Background(), broker.Message{Topic: topic, Data: []byte("1")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 64 KiB / (1 + 200 + overhead) is about 250 queued messages
+	if d := sub.Dropped(); d < 500 {
+		t.Fatalf("dropped %d of 1000: queue bound ignores topics and overhead", d)
+	}
+}
+
+func TestConversionOverFrameLimit(t *testing.T) {
+	// NUL bytes grow sixfold as JSON escapes: such a message cannot reach a
+	// JSON subscriber within the frame limit; it is told, others get it
+	b, url := startBroker(t, broker.Options{MaxFrameBytes: 64 << 10})
+	js := dial(t, url)
+	mpc := dial(t, url, "ferry.v1.msgpack")
+	js.mustAck(map[string]any{"op": "sub", "topic": "nul"})
+	mpc.mustAck(map[string]any{"op": "sub", "topic": "nul"})
+	mpc.mustAck(map[string]any{"op": "pub", "topic": "nul", "data": strings.Repeat("\x00", 30000)})
+	if f := mpc.expect("msg"); len(f["data"].(string)) != 30000 {
+		t.Fatalf("msgpack subscriber got %d bytes", len(f["data"].(string)))
+	}
+	f := js.expectErr("too_large")
+	if !strings.Contains(f["reason"].(string), `topic "nul"`) {
+		t.Fatalf("reason %q", f["reason"])
+	}
+	if st := b.Stats(); st.Dropped != 1 {
+		t.Fatalf("dropped %d", st.Dropped)
+	}
+	if err := b.Publish(context.Background(), broker.Message{Topic: "nul", Data: []byte(`"` + strings.Repeat("y", 70000) + `"`)}); !errors.Is(err, broker.ErrTooLarge) {
+		t.Fatalf("in-process publish over the limit: %v", err)
+	}
+}
+
+func TestCloseFramesAfterQuietPeriod(t *testing.T) {
+	// writes after a long quiet period (longer than WriteTimeout) still work:
+	// the write deadline is set for each write, not left over
+	_, url := startBroker(t, broker.Options{WriteTimeout: 100 * time.Millisecond})
+	for _, tc := range []struct {
+		name  string
+		frame []byte
+		code  int
+	}{
+		{"invalid utf-8", []byte("\xff\xfe"), 1007},
+		{"client close", nil, 1000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := dialRaw(t, url, "")
+			r.send(0x1, []byte(`{"op":"ping","id":1}`))
+			if _, p, err := r.read(); err != nil || !strings.Contains(string(p), "pong") {
+				t.Fatalf("ping: %s %v", p, err)
+			}
+			time.Sleep(300 * time.Millisecond) // quiet for three write timeouts
+			if tc.frame != nil {
+				r.send(0x1, tc.frame)
+			} else {
+				r.send(0x8, []byte{0x03, 0xe8})
+			}
+			op, p, err := r.read()
+			if err != nil || op != 0x8 || len(p) < 2 || int(p[0])<<8|int(p[1]) != tc.code {
+				t.Fatalf("got opcode %x %q %v, want close %d", op, p, err, tc.code)
+			}
+		})
+	}
+}
+
+func TestShutdownIgnoresChattyClient(t *testing.T) {
+	// a client that ignores the close frame and keeps sending cannot hold
+	// the connection (or Shutdown) open
+	b, url := startBroker(t, broker.Options{})
+	r := dialRaw(t, url, "")
+	stop := make(chan struct{})
+	chatDone := make(chan struct{})
+	go func() {
+		defer close(chatDone)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+				hdr := []byte{0x89, 0x80, 0, 0, 0, 0} // masked empty ping
+				if _, err := r.nc.Write(hdr); err != nil {
+					return
+				}
+			}
+		}
+	}()
+	defer func() { close(stop); <-chatDone }()
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+	defer cancel()
+	if err := b.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+}

@@ -19,8 +19,8 @@ import (
 // idxSink is a sink that accepts everything and remembers nothing.
 type idxSink struct{ name string }
 
-func (s *idxSink) push(*delivery) (bool, <-chan struct{}) { return true, nil }
-func (s *idxSink) overflow()                              {}
+func (s *idxSink) push(*delivery) (pushResult, <-chan struct{}) { return pushed, nil }
+func (s *idxSink) overflow()                                    {}
 
 // idxAdd adds a subscription for filter with a sink of its own.
 func idxAdd(x *index, filter string) *subscription {
@@ -549,17 +549,17 @@ type encSink struct {
 	n       int
 }
 
-func (s *encSink) push(d *delivery) (bool, <-chan struct{}) {
+func (s *encSink) push(d *delivery) (pushResult, <-chan struct{}) {
 	if d.frames[s.codec] == nil {
 		s.encodes.Add(1)
 	}
 	if d.frame(s.codec) == nil {
-		return false, nil
+		return pushClosed, nil
 	}
 	s.mu.Lock()
 	s.n++
 	s.mu.Unlock()
-	return true, nil
+	return pushed, nil
 }
 
 func (s *encSink) overflow() {}

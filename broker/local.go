@@ -9,7 +9,8 @@ import (
 )
 
 // Handler handles a message of an in-process subscription. Its return value
-// is logged when not nil.
+// is logged when not nil. The Message is shared with other subscriptions
+// and must not be modified.
 type Handler func(m *Message) error
 
 // Subscription is an in-process subscription. Its handler runs on a
@@ -23,14 +24,15 @@ type Subscription struct {
 	handler Handler
 	sub     *subscription
 
-	mu      sync.Mutex
-	queue   []*Message
-	bytes   int
-	closed  bool
-	ready   chan struct{} // signalled when the queue gets a message
-	space   chan struct{} // closed when room is made
-	dropped uint64
-	once    sync.Once
+	mu          sync.Mutex
+	queue       []*Message
+	bytes       int
+	closed      bool
+	ready       chan struct{} // signalled when the queue gets a message
+	space       chan struct{} // closed when room is made
+	dropped     uint64
+	overflowing bool
+	once        sync.Once
 }
 
 // Subscribe registers handler for messages on topics matching filter.
@@ -44,7 +46,7 @@ func (b *Broker) Subscribe(filter string, handler Handler) (*Subscription, error
 	s := &Subscription{b: b, filter: filter, handler: handler, ready: make(chan struct{}, 1)}
 	s.sub = &subscription{filter: filter, sink: s}
 	b.mu.Lock()
-	if b.closed {
+	if b.closed.Load() {
 		b.mu.Unlock()
 		return nil, ErrClosed
 	}
@@ -68,9 +70,10 @@ func (s *Subscription) Dropped() uint64 {
 	return s.dropped
 }
 
-// Unsubscribe stops the subscription: no message is delivered after it
-// returns, except to a handler call already running. Queued messages are
-// discarded. It is safe to call more than once.
+// Unsubscribe stops the subscription and discards its queued messages. A
+// handler call that is running, or about to start with a message already
+// taken from the queue, may still run after it returns; no other will. It
+// is safe to call more than once, also from the handler.
 func (s *Subscription) Unsubscribe() {
 	s.once.Do(func() {
 		s.b.index.remove(s.sub)
@@ -94,31 +97,41 @@ func (s *Subscription) Unsubscribe() {
 	})
 }
 
-func (s *Subscription) push(d *delivery) (bool, <-chan struct{}) {
+// queuedSize is what one queued message counts against the bound: its
+// data and topic, and roughly what holds them.
+func queuedSize(m *Message) int { return len(m.Data) + len(m.Topic) + 64 }
+
+func (s *Subscription) push(d *delivery) (pushResult, <-chan struct{}) {
 	m := d.message()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return false, nil
+		return pushClosed, nil
 	}
-	if s.bytes > 0 && s.bytes+len(m.Data) > s.b.opts.QueueBytes {
+	if n := queuedSize(m); s.bytes > 0 && s.bytes+n > s.b.opts.QueueBytes {
+		if s.overflowing {
+			return pushRefuse, nil
+		}
 		if s.space == nil {
 			s.space = make(chan struct{})
 		}
-		return false, s.space
+		return pushFull, s.space
 	}
 	s.queue = append(s.queue, m)
-	s.bytes += len(m.Data)
+	s.bytes += queuedSize(m)
 	select {
 	case s.ready <- struct{}{}:
 	default:
 	}
-	return true, nil
+	return pushed, nil
 }
 
+// overflow drops a message for a full queue; publishers stop stalling on
+// this subscription until its queue drains to half.
 func (s *Subscription) overflow() {
 	s.mu.Lock()
 	s.dropped++
+	s.overflowing = true
 	s.mu.Unlock()
 	s.b.stats.dropped.Add(1)
 }
@@ -139,7 +152,10 @@ func (s *Subscription) run() {
 			m := s.queue[0]
 			s.queue[0] = nil
 			s.queue = s.queue[1:]
-			s.bytes -= len(m.Data)
+			s.bytes -= queuedSize(m)
+			if s.overflowing && s.bytes <= s.b.opts.QueueBytes/2 {
+				s.overflowing = false
+			}
 			if s.space != nil {
 				close(s.space)
 				s.space = nil

@@ -52,31 +52,42 @@ func (m *Message) validate() error {
 // delivery is a message being routed: it encodes its msg frame at most once
 // per codec, and every connection of that codec shares the bytes.
 type delivery struct {
+	b      *Broker
 	topic  string
 	codec  protocol.Codec
 	data   []byte // borrowed for the duration of the publish
 	frames [protocol.NumCodecs][]byte
-	failed [protocol.NumCodecs]bool
 	owned  *Message // a copy for in-process subscribers, made on first use
 }
 
 // frame returns the complete WebSocket frame (header included) of the msg
-// frame in codec c, or nil if the data cannot be represented in c.
+// frame in codec c. If the data cannot be sent in c (it cannot be
+// converted, or grows past the frame limit in conversion), the frame is an
+// err telling the subscriber what was not delivered, counted as dropped.
 func (d *delivery) frame(c protocol.Codec) []byte {
-	if f := d.frames[c]; f != nil || d.failed[c] {
+	if f := d.frames[c]; f != nil {
 		return f
 	}
 	data := d.data
+	var err error
 	if c != d.codec {
-		conv, err := protocol.Convert(nil, d.codec, c, d.data)
-		if err != nil {
-			d.failed[c] = true
-			return nil
-		}
-		data = conv
+		data, err = protocol.Convert(nil, d.codec, c, d.data)
 	}
-	fr := protocol.Frame{Op: protocol.OpMsg, Topic: d.topic, Data: data}
-	d.frames[c] = encodeFrame(c, &fr)
+	limit := d.b.opts.MaxFrameBytes
+	if err == nil && len(data) <= limit {
+		fr := protocol.Frame{Op: protocol.OpMsg, Topic: d.topic, Data: data}
+		d.frames[c] = encodeFrame(c, &fr)
+		return d.frames[c]
+	}
+	reason := fmt.Sprintf("a message on topic %q was not delivered: as %v its data is %d bytes, over the frame limit of %d", d.topic, c, len(data), limit)
+	code := protocol.CodeTooLarge
+	if err != nil {
+		reason = fmt.Sprintf("a message on topic %q was not delivered: its data cannot be sent as %v", d.topic, c)
+		code = protocol.CodeInternal
+	}
+	d.b.log.Warn("ferry: "+reason, "err", err)
+	d.b.stats.dropped.Add(1)
+	d.frames[c] = encodeFrame(c, &protocol.Frame{Op: protocol.OpErr, Code: code, Reason: reason})
 	return d.frames[c]
 }
 

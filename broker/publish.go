@@ -12,10 +12,10 @@ import (
 // sink is what a subscription delivers to: a connection or an in-process
 // subscription.
 type sink interface {
-	// push queues d without blocking. When the queue is full it returns
-	// false and a channel that is closed when room may have been made; a
-	// nil channel means the sink is gone or cannot take d.
-	push(d *delivery) (ok bool, wait <-chan struct{})
+	// push queues d without blocking. pushFull comes with a channel that
+	// is closed when room may have been made; pushRefuse means full with no
+	// stall wanted (the sink is overflowing already).
+	push(d *delivery) (pushResult, <-chan struct{})
 	// overflow applies the slow-consumer policy.
 	overflow()
 }
@@ -50,12 +50,13 @@ func (b *Broker) route(ctx context.Context, d *delivery) {
 	waits := stallBuf[:0]
 	delivered := 0
 	for _, s := range subs {
-		ok, wait := s.sink.push(d)
-		switch {
-		case ok:
+		switch r, wait := s.sink.push(d); r {
+		case pushed:
 			delivered++
-		case wait != nil:
+		case pushFull:
 			waits = append(waits, stalled{s.sink, wait})
+		case pushRefuse:
+			s.sink.overflow()
 		}
 	}
 	clear(subs)
@@ -77,6 +78,7 @@ func (b *Broker) stall(ctx context.Context, d *delivery, waits []stalled) (deliv
 		timer = t.C
 	}
 	expired := timer == nil
+	b.stats.stalls.Add(uint64(len(waits)))
 	for _, w := range waits {
 		for !expired {
 			select {
@@ -89,21 +91,25 @@ func (b *Broker) stall(ctx context.Context, d *delivery, waits []stalled) (deliv
 			if expired {
 				break
 			}
-			ok, wait := w.sink.push(d)
-			if ok {
+			r, wait := w.sink.push(d)
+			if r == pushed {
 				delivered++
 				break
 			}
-			if wait == nil {
-				break // gone
+			if r != pushFull {
+				if r == pushRefuse {
+					w.sink.overflow()
+				}
+				break
 			}
 			w.wait = wait
 		}
 		if expired {
 			// one last try: the queue may have drained meanwhile
-			if ok, wait := w.sink.push(d); ok {
+			switch r, _ := w.sink.push(d); r {
+			case pushed:
 				delivered++
-			} else if wait != nil {
+			case pushFull, pushRefuse:
 				w.sink.overflow()
 			}
 		}
@@ -111,8 +117,11 @@ func (b *Broker) stall(ctx context.Context, d *delivery, waits []stalled) (deliv
 	return delivered
 }
 
+var seenPool = sync.Pool{New: func() any { return make(map[sink]struct{}) }}
+
 func dedupe(subs []*subscription) []*subscription {
-	seen := make(map[sink]struct{}, len(subs))
+	seen := seenPool.Get().(map[sink]struct{})
+	defer func() { clear(seen); seenPool.Put(seen) }()
 	out := subs[:0]
 	for _, s := range subs {
 		if _, ok := seen[s.sink]; ok {
@@ -137,9 +146,12 @@ func (b *Broker) Publish(ctx context.Context, m Message) error {
 	if err := protocol.ValidateTopic(m.Topic, b.opts.MaxTopicBytes); err != nil {
 		return fmt.Errorf("%w: %s", ErrBadTopic, err.Reason)
 	}
+	if len(m.Data) > b.opts.MaxFrameBytes {
+		return fmt.Errorf("%w: data is %d bytes, over the frame limit of %d", ErrTooLarge, len(m.Data), b.opts.MaxFrameBytes)
+	}
 	if err := m.validate(); err != nil {
 		return err
 	}
-	b.route(ctx, &delivery{topic: m.Topic, codec: m.Codec, data: m.Data})
+	b.route(ctx, &delivery{b: b, topic: m.Topic, codec: m.Codec, data: m.Data})
 	return nil
 }

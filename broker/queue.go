@@ -15,64 +15,114 @@ type outQueue struct {
 	closed  bool   // nothing more is accepted
 	closeF  []byte // written after the queue drains, then the socket closes
 	dropped uint64 // messages dropped (drop policy) not yet reported
-	space   chan struct{}
-	writers sync.WaitGroup // the writer goroutine, counted under mu
+	// overflowing is set when a message was dropped for a full queue and
+	// cleared when the queue drains to half: meanwhile publishers do not
+	// stall on this queue again, so one stuck reader cannot throttle them.
+	overflowing bool
+	space       chan struct{}
+	spare       [][]byte       // a batch slice to reuse
+	writers     sync.WaitGroup // the writer goroutine, counted under mu
+
+	// set once before use
+	writer        func()              // the writer goroutine's body
+	overflowFrame func(uint64) []byte // encodes the report of n dropped messages
 }
 
 type pushResult uint8
 
 const (
-	pushed pushResult = iota
-	pushFull
-	pushClosed
+	pushed     pushResult = iota
+	pushFull              // full: wait on the returned channel, then retry
+	pushRefuse            // full and overflowing: apply the policy now
+	pushClosed            // gone
 )
 
 // push appends f unless the queue is full or closed. When full it returns
-// a channel closed as soon as room may have been made. startWriter is true
-// when the caller must start the writer goroutine.
-func (q *outQueue) push(f []byte, overflowFrame func(n uint64) []byte) (r pushResult, wait <-chan struct{}, startWriter bool) {
-	return q.pushLimit(f, q.limit, overflowFrame)
+// a channel closed as soon as room may have been made.
+func (q *outQueue) push(f []byte) (pushResult, <-chan struct{}) {
+	return q.pushFrame(f, true)
 }
 
-// pushLimit is push with another bound.
-func (q *outQueue) pushLimit(f []byte, limit int, overflowFrame func(n uint64) []byte) (r pushResult, wait <-chan struct{}, startWriter bool) {
+// pushReply is push for frames that are never dropped: it does not refuse
+// when overflowing, the caller waits for room instead.
+func (q *outQueue) pushReply(f []byte) (pushResult, <-chan struct{}) {
+	return q.pushFrame(f, false)
+}
+
+func (q *outQueue) pushFrame(f []byte, refuse bool) (pushResult, <-chan struct{}) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closed || q.closeF != nil {
-		return pushClosed, nil, false
+		return pushClosed, nil
 	}
-	if q.bytes > 0 && q.bytes+len(f) > limit {
+	if q.bytes > 0 && q.bytes+len(f) > q.limit {
+		if q.overflowing && refuse {
+			return pushRefuse, nil
+		}
 		if q.space == nil {
 			q.space = make(chan struct{})
 		}
-		return pushFull, q.space, false
+		return pushFull, q.space
 	}
-	if q.dropped > 0 && overflowFrame != nil {
-		of := overflowFrame(q.dropped)
-		q.dropped = 0
-		q.frames = append(q.frames, of)
-		q.bytes += len(of)
+	q.reportDropsLocked()
+	q.appendLocked(f)
+	return pushed, nil
+}
+
+// pushIfRoom appends f only if it fits, without waiting or reporting.
+func (q *outQueue) pushIfRoom(f []byte) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.closed && q.closeF == nil && q.bytes+len(f) <= q.limit {
+		q.appendLocked(f)
 	}
+}
+
+func (q *outQueue) appendLocked(f []byte) {
 	q.frames = append(q.frames, f)
 	q.bytes += len(f)
+	q.startLocked()
+}
+
+func (q *outQueue) startLocked() {
 	if !q.running {
 		q.running = true
 		q.writers.Add(1)
-		startWriter = true
+		go q.writer()
 	}
-	return pushed, nil, startWriter
 }
 
-// take moves the queued frames into batch. With none queued it reports
-// the close frame to write (if any) and marks the writer stopped.
-func (q *outQueue) take(batch [][]byte, overflowFrame func(n uint64) []byte) (_ [][]byte, n int, closeF []byte, stop bool) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if len(q.frames) == 0 && q.dropped > 0 && !q.closed && q.closeF == nil {
-		of := overflowFrame(q.dropped)
+func (q *outQueue) reportDropsLocked() {
+	if q.dropped > 0 {
+		of := q.overflowFrame(q.dropped)
 		q.dropped = 0
 		q.frames = append(q.frames, of)
 		q.bytes += len(of)
+	}
+}
+
+// drop counts one message dropped for a full queue. The report goes out
+// before the next frame, or when the writer has drained the queue.
+func (q *outQueue) drop() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.dropped++
+	q.overflowing = true
+	if !q.running && !q.closed && q.closeF == nil {
+		// the writer drained the queue meanwhile: report now
+		q.reportDropsLocked()
+		q.startLocked()
+	}
+}
+
+// take moves the queued frames into a batch for the writer, which returns
+// it with written. With none queued it reports the close frame to write (if
+// any) and marks the writer stopped.
+func (q *outQueue) take() (batch [][]byte, n int, closeF []byte, stop bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.frames) == 0 && !q.closed && q.closeF == nil {
+		q.reportDropsLocked()
 	}
 	if len(q.frames) == 0 || q.closed {
 		closeF, q.closeF = q.closeF, nil
@@ -80,12 +130,14 @@ func (q *outQueue) take(batch [][]byte, overflowFrame func(n uint64) []byte) (_ 
 			q.closed = true // the close frame is the last one ever
 		}
 		q.running = false
-		return batch, 0, closeF, true
+		q.writers.Done()
+		return nil, 0, closeF, true
 	}
 	for _, f := range q.frames {
 		n += len(f)
 	}
-	batch = append(batch, q.frames...)
+	batch = append(q.spare[:0], q.frames...)
+	q.spare = nil
 	clear(q.frames)
 	if cap(q.frames) > 256 {
 		q.frames = nil
@@ -95,10 +147,18 @@ func (q *outQueue) take(batch [][]byte, overflowFrame func(n uint64) []byte) (_ 
 	return batch, n, nil, false
 }
 
-// written releases n bytes after a write and wakes stalled pushers.
-func (q *outQueue) written(n int) {
+// written releases the n bytes of a written batch and wakes stalled
+// pushers.
+func (q *outQueue) written(batch [][]byte, n int) {
+	clear(batch)
 	q.mu.Lock()
+	if cap(batch) <= 256 {
+		q.spare = batch[:0]
+	}
 	q.bytes -= n
+	if q.overflowing && q.bytes <= q.limit/2 {
+		q.overflowing = false
+	}
 	q.wake()
 	q.mu.Unlock()
 }
@@ -111,21 +171,14 @@ func (q *outQueue) wake() {
 	}
 }
 
-// drop counts one dropped message; reported later by an overflow frame.
-func (q *outQueue) drop() {
-	q.mu.Lock()
-	q.dropped++
-	q.mu.Unlock()
-}
-
 // closeAfter keeps what is already queued (discard false) or drops it
-// (discard true), and arranges for f to be written last. It returns false if
-// the queue was already closing, and startWriter as push does.
-func (q *outQueue) closeAfter(f []byte, discard bool) (ok, startWriter bool) {
+// (discard true), and arranges for f to be written last. It returns false
+// if the queue was already closing.
+func (q *outQueue) closeAfter(f []byte, discard bool) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closed || q.closeF != nil {
-		return false, false
+		return false
 	}
 	if discard {
 		q.discardLocked()
@@ -133,12 +186,8 @@ func (q *outQueue) closeAfter(f []byte, discard bool) (ok, startWriter bool) {
 	}
 	q.closeF = f
 	q.wake()
-	if !q.running {
-		q.running = true
-		q.writers.Add(1)
-		startWriter = true
-	}
-	return true, startWriter
+	q.startLocked()
+	return true
 }
 
 // shut closes the queue for good and drops what is left.

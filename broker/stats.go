@@ -14,8 +14,11 @@ type Stats struct {
 	Published uint64
 	Delivered uint64
 	// Dropped counts messages dropped for full queues under the Drop
-	// policy (and by in-process subscriptions).
+	// policy (and by in-process subscriptions), and messages that could not
+	// be sent in a subscriber's codec (once per codec).
 	Dropped uint64
+	// Stalls counts the times a publish waited for room in a full queue.
+	Stalls uint64
 	// SlowConsumers counts connections closed for a full queue under the
 	// Disconnect policy.
 	SlowConsumers uint64
@@ -36,6 +39,7 @@ type counters struct {
 	published        atomic.Uint64
 	delivered        atomic.Uint64
 	dropped          atomic.Uint64
+	stalls           atomic.Uint64
 	slowConsumers    atomic.Uint64
 	badFrames        atomic.Uint64
 	panics           atomic.Uint64
@@ -50,6 +54,7 @@ func (b *Broker) Stats() Stats {
 		Published:        b.stats.published.Load(),
 		Delivered:        b.stats.delivered.Load(),
 		Dropped:          b.stats.dropped.Load(),
+		Stalls:           b.stats.stalls.Load(),
 		SlowConsumers:    b.stats.slowConsumers.Load(),
 		BadFrames:        b.stats.badFrames.Load(),
 		Panics:           b.stats.panics.Load(),
