@@ -169,20 +169,17 @@ func TestSubscriptionLimit(t *testing.T) {
 	c.mustAck(map[string]any{"op": "sub", "topic": "c"})
 }
 
-func TestUnsupportedFeaturesAnswered(t *testing.T) {
+func TestAckOfUnknownMid(t *testing.T) {
 	_, url := startBroker(t, broker.Options{})
 	c := dial(t, url)
-	for _, req := range []map[string]any{
-		{"op": "sub", "topic": "a", "group": "workers"},
-		{"op": "sub", "topic": "a", "ack": true},
-		{"op": "pub", "topic": "a", "data": 1, "retain": true},
-	} {
-		if f := c.request(req, 1); f["code"] != "unsupported" {
-			t.Fatalf("%v: got %v", req, f)
+	for i, op := range []string{"ack", "nack"} {
+		if f := c.request(map[string]any{"op": op, "mid": 5}, uint64(i+1)); f["code"] != "bad_frame" {
+			t.Fatalf("%s of unknown mid: %v", op, f)
 		}
 	}
-	if f := c.request(map[string]any{"op": "nack", "mid": 5}, 2); f["code"] != "bad_frame" {
-		t.Fatalf("nack of unknown mid: %v", f)
+	f := c.request(map[string]any{"op": "sub", "topic": "a", "ack": true, "inflight": 0}, 3)
+	if f["code"] != "bad_frame" || !strings.Contains(f["reason"].(string), "inflight") {
+		t.Fatalf("inflight 0: %v", f)
 	}
 	c.alive()
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,10 +20,11 @@ import (
 // to WebSocket connections speaking the ferry protocol; mount it on any
 // path of an application's mux. Its methods are safe for concurrent use.
 type Broker struct {
-	opts  Options
-	log   *slog.Logger
-	index index
-	stats counters
+	opts     Options
+	log      *slog.Logger
+	index    index
+	retained retainStore
+	stats    counters
 
 	// upgraders[0] negotiates no subprotocol (none offered: JSON);
 	// upgraders[1+codec] echoes that codec's subprotocol.
@@ -31,11 +33,13 @@ type Broker struct {
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
 	locals   map[*Subscription]struct{}
-	closed   atomic.Bool    // set under mu, read without it
-	connWG   sync.WaitGroup // read loops of live connections
-	bgWG     sync.WaitGroup // the pinger and in-process subscriptions
-	done     chan struct{}  // closed when Shutdown starts
-	finished chan struct{}  // closed when Shutdown has finished
+	sessions map[string]*session   // sessions with an id
+	ackSess  map[*session]struct{} // sessions with acknowledged subscriptions
+	closed   atomic.Bool           // set under mu, read without it
+	connWG   sync.WaitGroup        // read loops of live connections
+	bgWG     sync.WaitGroup        // the pinger and in-process subscriptions
+	done     chan struct{}         // closed when Shutdown starts
+	finished chan struct{}         // closed when Shutdown has finished
 }
 
 // New returns a running broker, or an error naming an invalid option.
@@ -49,6 +53,8 @@ func New(opts Options) (*Broker, error) {
 		log:      o.Logger,
 		conns:    make(map[*conn]struct{}),
 		locals:   make(map[*Subscription]struct{}),
+		sessions: make(map[string]*session),
+		ackSess:  make(map[*session]struct{}),
 		done:     make(chan struct{}),
 		finished: make(chan struct{}),
 	}
@@ -71,6 +77,8 @@ func New(opts Options) (*Broker, error) {
 		b.bgWG.Add(1)
 		go b.pinger()
 	}
+	b.bgWG.Add(1)
+	go b.redeliverer()
 	return b, nil
 }
 
@@ -114,6 +122,16 @@ func (b *Broker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	query, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		http.Error(w, "ferry: invalid query string: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	sessionID := query.Get("session")
+	if err := b.checkSessionID(sessionID); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
 	hj, ok := w.(http.Hijacker)
 	if !ok {
 		http.Error(w, "ferry: connection cannot be upgraded (no http.Hijacker)", http.StatusInternalServerError)
@@ -144,6 +162,7 @@ func (b *Broker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = lc.Close()
 		return
 	}
+	b.attachSession(c, sessionID)
 	go func() {
 		defer b.connWG.Done()
 		socket.ReadLoop()
@@ -232,6 +251,108 @@ func (b *Broker) snapshotConns() []*conn {
 	return out
 }
 
+// checkSessionID validates a session id from the query string.
+func (b *Broker) checkSessionID(id string) error {
+	if id == "" {
+		return nil
+	}
+	if b.opts.SessionTTL < 0 {
+		return fmt.Errorf("ferry: sessions are disabled on this broker")
+	}
+	if len(id) > 128 {
+		return fmt.Errorf("ferry: session id is %d bytes, over the limit of 128", len(id))
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.~:", r)) {
+			return fmt.Errorf("ferry: session id %q: only letters, digits and - _ . ~ : are allowed", truncate(id, 64))
+		}
+	}
+	return nil
+}
+
+// attachSession gives c its session: a new one, or the one with that id,
+// resumed (a connection holding it is closed with 4009). A client that
+// gave an id gets a session frame first.
+func (b *Broker) attachSession(c *conn, id string) {
+	first := func(resumed bool) {
+		if id != "" {
+			c.q.pushForce(c.encode(&protocol.Frame{Op: protocol.OpSession, Session: id, Resumed: resumed}))
+		}
+	}
+	for {
+		ss := newSession(b, "")
+		if id != "" {
+			b.mu.Lock()
+			if old := b.sessions[id]; old != nil {
+				ss = old
+			} else {
+				ss = newSession(b, id)
+				b.sessions[id] = ss
+			}
+			b.mu.Unlock()
+		}
+		c.sess = ss
+		old, ok := ss.attach(c, first)
+		if !ok {
+			continue // ended meanwhile: make a new one
+		}
+		if oc, isConn := old.(*conn); isConn {
+			oc.closeWith(protocol.CloseTakenOver, "session taken over", true)
+		}
+		return
+	}
+}
+
+// forgetSession drops an ended session from the registry.
+func (b *Broker) forgetSession(ss *session) {
+	if ss.id == "" {
+		return
+	}
+	b.mu.Lock()
+	if b.sessions[ss.id] == ss {
+		delete(b.sessions, ss.id)
+	}
+	b.mu.Unlock()
+}
+
+// trackAcks registers a session that has acknowledged subscriptions for
+// the redelivery scan, or unregisters it.
+func (b *Broker) trackAcks(ss *session, on bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if on {
+		b.ackSess[ss] = struct{}{}
+	} else {
+		delete(b.ackSess, ss)
+	}
+}
+
+// redeliverer delivers again what stayed unacknowledged for AckWait.
+func (b *Broker) redeliverer() {
+	defer b.bgWG.Done()
+	tick := min(max(b.opts.AckWait/4, 5*time.Millisecond), time.Second)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	var list []*session
+	for {
+		select {
+		case <-b.done:
+			return
+		case now := <-t.C:
+			b.mu.Lock()
+			list = list[:0]
+			for ss := range b.ackSess {
+				list = append(list, ss)
+			}
+			b.mu.Unlock()
+			for _, ss := range list {
+				ss.redeliverDue(now)
+			}
+			clear(list)
+		}
+	}
+}
+
 // pinger pings quiet connections and closes idle ones.
 func (b *Broker) pinger() {
 	defer b.bgWG.Done()
@@ -278,7 +399,18 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	for s := range b.locals {
 		locals = append(locals, s)
 	}
+	sessions := make([]*session, 0, len(b.sessions))
+	for _, ss := range b.sessions {
+		sessions = append(sessions, ss)
+	}
 	b.mu.Unlock()
+	for _, ss := range sessions {
+		ss.mu.Lock()
+		if ss.t == nil {
+			ss.endLocked() // disconnected: nothing to wait for
+		}
+		ss.mu.Unlock()
+	}
 
 	for _, c := range b.snapshotConns() {
 		c.closeWith(protocol.CloseGoingAway, "broker shutting down", false)

@@ -4,9 +4,11 @@ import (
 	"context"
 	"net"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ferry-io/ferry/protocol"
 	"github.com/lxzan/gws"
@@ -24,8 +26,9 @@ type conn struct {
 	remote string
 	q      outQueue
 
+	sess *session
+
 	// owned by the read goroutine
-	subs  map[string]*subscription
 	frame protocol.Frame
 
 	lastRead    atomic.Int64 // unix nanos of the last inbound frame
@@ -70,10 +73,21 @@ func overflowErr(n uint64) *protocol.Frame {
 		Reason: "outbound queue full: messages were dropped", Dropped: n}
 }
 
-// push implements sink for message deliveries.
-func (c *conn) push(d *delivery) (pushResult, <-chan struct{}) {
+// send implements transport: live deliveries share one frame per codec.
+func (c *conn) send(d *delivery) (pushResult, <-chan struct{}) {
 	return c.q.push(d.frame(c.codec))
 }
+
+// sendStored implements transport.
+func (c *conn) sendStored(m *stored, mid uint64, redelivered, retained bool) {
+	c.q.pushForce(c.b.msgFrame(c.codec, m, mid, redelivered, retained))
+}
+
+// sendRetained implements transport.
+func (c *conn) sendRetained(m *stored) { c.sendFrame(c.b.msgFrame(c.codec, m, 0, false, true)) }
+
+// drop implements transport.
+func (c *conn) drop() { c.q.drop() }
 
 // overflow applies the slow-consumer policy after a push found the queue
 // full for longer than the stall allowed.
@@ -92,11 +106,11 @@ func (c *conn) overflow() {
 	}
 }
 
-// send queues a reply or control frame, waiting for room if the queue is
+// sendFrame queues a reply or control frame, waiting for room if the queue is
 // full: a client that does not read its replies stops being read. The wait
 // ends when the writer makes room or the connection closes (WriteTimeout
 // bounds how long a stuck writer lasts).
-func (c *conn) send(f []byte) {
+func (c *conn) sendFrame(f []byte) {
 	for {
 		r, wait := c.q.pushReply(f)
 		if r != pushFull {
@@ -106,7 +120,7 @@ func (c *conn) send(f []byte) {
 	}
 }
 
-func (c *conn) reply(f *protocol.Frame) { c.send(c.encode(f)) }
+func (c *conn) reply(f *protocol.Frame) { c.sendFrame(c.encode(f)) }
 
 func (c *conn) replyErr(id uint64, hasID bool, e *protocol.Error) {
 	c.reply(&protocol.Frame{Op: protocol.OpErr, ID: id, HasID: hasID, Code: e.Code, Reason: e.Reason})
@@ -175,11 +189,7 @@ func (c *conn) touch() {
 // read goroutine when it ends.
 func (c *conn) cleanup() {
 	c.cleanupOnce.Do(func() {
-		for _, s := range c.subs {
-			c.b.index.remove(s)
-		}
-		c.b.stats.subscriptions.Add(-int64(len(c.subs)))
-		c.subs = nil
+		c.sess.detach(c)
 		c.q.shut()
 		_ = c.nc.Close()
 		c.q.writers.Wait()
@@ -206,7 +216,7 @@ func (h handler) OnPing(socket *gws.Conn, payload []byte) {
 		return
 	}
 	c.touch()
-	c.send(controlFrame(opPong, payload))
+	c.sendFrame(controlFrame(opPong, payload))
 }
 
 func (h handler) OnPong(socket *gws.Conn, _ []byte) {
@@ -244,12 +254,23 @@ func (c *conn) handle(codec protocol.Codec, b []byte) {
 	switch f.Op {
 	case protocol.OpSub:
 		err = c.subscribe(f)
+		if err == nil {
+			return // replied and activated
+		}
 	case protocol.OpUnsub:
 		err = c.unsubscribe(f)
 	case protocol.OpPub:
 		err = c.publish(codec, f)
 	case protocol.OpAck, protocol.OpNack:
-		err = protocol.Errorf(protocol.CodeBadFrame, "%s: no unacknowledged delivery with mid %d", f.Op, f.Mid)
+		ok := false
+		if f.Op == protocol.OpAck {
+			ok = c.sess.ack(c, f.Mid)
+		} else {
+			ok = c.sess.nack(c, f.Mid)
+		}
+		if !ok {
+			err = protocol.Errorf(protocol.CodeBadFrame, "%s: no unacknowledged delivery with mid %d", f.Op, f.Mid)
+		}
 	case protocol.OpPing:
 		c.reply(&protocol.Frame{Op: protocol.OpPong, ID: f.ID, HasID: f.HasID})
 		return
@@ -266,28 +287,43 @@ func (c *conn) handle(codec protocol.Codec, b []byte) {
 }
 
 func (c *conn) subscribe(f *protocol.Frame) *protocol.Error {
-	if f.Group != "" {
-		return protocol.Errorf(protocol.CodeUnsupported, "sub: queue groups (field \"group\") are not supported by this broker")
-	}
-	if f.Ack {
-		return protocol.Errorf(protocol.CodeUnsupported, "sub: acknowledged subscriptions (\"ack\": true) are not supported by this broker")
-	}
-	if err := protocol.ValidateFilter(f.Topic, c.b.opts.MaxTopicBytes); err != nil {
+	o := c.b.opts
+	if err := protocol.ValidateFilter(f.Topic, o.MaxTopicBytes); err != nil {
 		return err
 	}
-	if _, ok := c.subs[f.Topic]; ok {
-		return nil // already subscribed: idempotent
+	if err := validateGroup(f.Group, o.MaxTopicBytes); err != nil {
+		return err
 	}
-	if max := c.b.opts.MaxSubscriptions; max > 0 && len(c.subs) >= max {
-		return protocol.Errorf(protocol.CodeLimit, "sub: this connection already has %d subscriptions, the limit", max)
+	window := DefaultInflight
+	if f.HasInflight {
+		if f.Inflight < 1 || f.Inflight > uint64(o.MaxInflight) {
+			return protocol.Errorf(protocol.CodeBadFrame, "sub: inflight %d is out of range: 1 to %d", f.Inflight, o.MaxInflight)
+		}
+		window = int(f.Inflight)
 	}
-	s := &subscription{filter: f.Topic, sink: c}
-	if c.subs == nil {
-		c.subs = make(map[string]*subscription)
+	window = min(window, o.MaxInflight)
+	s, existed, retained, err := c.sess.subscribe(c, f.Topic, f.Group, f.Ack, window)
+	if err != nil {
+		return err
 	}
-	c.subs[f.Topic] = s
-	c.b.index.add(s)
-	c.b.stats.subscriptions.Add(1)
+	if f.HasID {
+		c.reply(&protocol.Frame{Op: protocol.OpAck, ID: f.ID, HasID: true})
+	}
+	if !existed {
+		s.activate(retained)
+	}
+	return nil
+}
+
+// validateGroup checks a queue group name: UTF-8 without U+0000, no longer
+// than a topic may be.
+func validateGroup(g string, max int) *protocol.Error {
+	switch {
+	case len(g) > max:
+		return protocol.Errorf(protocol.CodeBadFrame, "group name is %d bytes, over the limit of %d", len(g), max)
+	case !utf8.ValidString(g) || strings.IndexByte(g, 0) >= 0:
+		return protocol.Errorf(protocol.CodeBadFrame, "group name %q is not valid UTF-8 without U+0000", g)
+	}
 	return nil
 }
 
@@ -295,28 +331,23 @@ func (c *conn) unsubscribe(f *protocol.Frame) *protocol.Error {
 	if err := protocol.ValidateFilter(f.Topic, c.b.opts.MaxTopicBytes); err != nil {
 		return err
 	}
-	s, ok := c.subs[f.Topic]
-	if !ok || f.Group != "" {
+	if !c.sess.unsubscribe(c, subKey(f.Topic, f.Group)) {
+		if f.Group != "" {
+			return protocol.Errorf(protocol.CodeNotSubscribed, "unsub: not subscribed to %q in group %q", f.Topic, f.Group)
+		}
 		return protocol.Errorf(protocol.CodeNotSubscribed, "unsub: not subscribed to %q", f.Topic)
 	}
-	delete(c.subs, f.Topic)
-	c.b.index.remove(s)
-	c.b.stats.subscriptions.Add(-1)
 	return nil
 }
 
 func (c *conn) publish(codec protocol.Codec, f *protocol.Frame) *protocol.Error {
-	if f.Retain {
-		return protocol.Errorf(protocol.CodeUnsupported, "pub: retained messages (\"retain\": true) are not supported by this broker")
-	}
 	if err := protocol.ValidateTopic(f.Topic, c.b.opts.MaxTopicBytes); err != nil {
 		return err
 	}
 	if protocol.IsSystem(f.Topic) {
 		return protocol.Errorf(protocol.CodeForbidden, "pub: topic %q: topics starting with '$' are reserved for the broker", f.Topic)
 	}
-	c.b.route(context.Background(), &delivery{b: c.b, topic: f.Topic, codec: codec, data: f.Data})
-	return nil
+	return c.b.route(context.Background(), &delivery{b: c.b, topic: f.Topic, codec: codec, data: f.Data}, f.Retain)
 }
 
 // lockedConn serializes whole writes to the socket between the writer

@@ -8,4 +8,5 @@ var (
 	ErrBadTopic = errors.New("ferry: invalid topic")
 	ErrBadData  = errors.New("ferry: invalid data")
 	ErrTooLarge = errors.New("ferry: message too large")
+	ErrLimit    = errors.New("ferry: limit reached")
 )

@@ -19,27 +19,92 @@ type node struct {
 	plus     *node // '+' child
 	hash     *node // '#' child
 	subs     []*subscription
+	groups   map[string]*group
 	parent   *node
 	level    string
 }
 
 func (n *node) empty() bool {
-	return len(n.subs) == 0 && len(n.children) == 0 && n.plus == nil && n.hash == nil
+	return len(n.subs) == 0 && len(n.groups) == 0 && len(n.children) == 0 && n.plus == nil && n.hash == nil
 }
 
 // add inserts s under its filter.
 func (x *index) add(s *subscription) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	x.addLocked(s)
+}
+
+func (x *index) addLocked(s *subscription) {
+	n := x.nodeFor(s.filter)
+	s.node, s.pos = n, len(n.subs)
+	n.subs = append(n.subs, s)
+	x.count++
+}
+
+// nodeFor returns the node of filter, creating the path to it.
+func (x *index) nodeFor(filter string) *node {
 	n := &x.root
-	for rest, more := s.filter, true; more; {
+	for rest, more := filter, true; more; {
 		var level string
 		level, rest, more = strings.Cut(rest, "/")
 		n = n.child(level)
 	}
-	s.node, s.pos = n, len(n.subs)
-	n.subs = append(n.subs, s)
+	return n
+}
+
+// addWithRetained inserts s and returns the retained messages it matches,
+// atomically with respect to route: a message published meanwhile is
+// either among them or routed to s, never both, never neither.
+func (x *index) addWithRetained(s *subscription, r *retainStore) []*stored {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.addLocked(s)
+	return r.matching(s.filter)
+}
+
+// addMember adds s to the queue group of that name on its filter.
+func (x *index) addMember(s *subscription, name string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	n := x.nodeFor(s.filter)
+	g := n.groups[name]
+	if g == nil {
+		g = &group{name: name, filter: s.filter, node: n}
+		if n.groups == nil {
+			n.groups = make(map[string]*group)
+		}
+		n.groups[name] = g
+	}
+	g.mu.Lock()
+	s.group, s.gpos = g, len(g.members)
+	g.members = append(g.members, s)
+	g.mu.Unlock()
 	x.count++
+}
+
+// removeMember takes s out of its group, and the group out of the index
+// when it was the last member.
+func (x *index) removeMember(s *subscription) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	g := s.group
+	g.mu.Lock()
+	last := len(g.members) - 1
+	moved := g.members[last]
+	g.members[s.gpos] = moved
+	moved.gpos = s.gpos
+	g.members[last] = nil
+	g.members = g.members[:last]
+	empty := last == 0
+	g.mu.Unlock()
+	x.count--
+	if empty && g.node != nil {
+		n := g.node
+		delete(n.groups, g.name)
+		g.node = nil
+		x.prune(n)
+	}
 }
 
 func (n *node) child(level string) *node {
@@ -82,6 +147,11 @@ func (x *index) remove(s *subscription) {
 	n.subs = n.subs[:last]
 	s.node = nil
 	x.count--
+	x.prune(n)
+}
+
+// prune removes n and its ancestors while they are empty.
+func (x *index) prune(n *node) {
 	for n.parent != nil && n.empty() {
 		p := n.parent
 		switch {
@@ -96,40 +166,60 @@ func (x *index) remove(s *subscription) {
 	}
 }
 
-// match appends to dst the subscriptions whose filter matches topic and
-// returns it with the number of trie nodes that contributed (more than one
-// means one owner may appear more than once).
-func (x *index) match(topic string, dst []*subscription) ([]*subscription, int) {
+// matches is the result of a match.
+type matches struct {
+	subs   []*subscription // direct subscriptions
+	groups []*group
+	nodes  int // trie nodes with direct subscriptions that matched
+}
+
+func (m *matches) reset() {
+	clear(m.subs)
+	clear(m.groups)
+	m.subs, m.groups, m.nodes = m.subs[:0], m.groups[:0], 0
+}
+
+// match collects the direct subscriptions and groups whose filter matches
+// topic. More than one contributing node means one session may appear more
+// than once. before, if not nil, runs under the same read lock first (the
+// retained store is updated there, see addWithRetained).
+func (x *index) match(topic string, m *matches, before func()) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	nodes := 0
+	if before != nil {
+		before()
+	}
 	system := len(topic) > 0 && topic[0] == '$'
-	dst = x.root.match(topic, true, !system, dst, &nodes)
-	return dst, nodes
+	x.root.match(topic, true, !system, m)
 }
 
 // match walks the levels of rest below n. wild is false at the root of a
 // '$' topic, where '+' and '#' do not match.
-func (n *node) match(rest string, more, wild bool, dst []*subscription, nodes *int) []*subscription {
-	if wild && n.hash != nil && len(n.hash.subs) > 0 {
-		dst = append(dst, n.hash.subs...)
-		*nodes++
+func (n *node) match(rest string, more, wild bool, m *matches) {
+	if wild && n.hash != nil {
+		n.hash.collect(m)
 	}
 	if !more {
-		if len(n.subs) > 0 {
-			dst = append(dst, n.subs...)
-			*nodes++
-		}
-		return dst
+		n.collect(m)
+		return
 	}
 	level, tail, tmore := strings.Cut(rest, "/")
 	if c := n.children[level]; c != nil {
-		dst = c.match(tail, tmore, true, dst, nodes)
+		c.match(tail, tmore, true, m)
 	}
 	if wild && n.plus != nil {
-		dst = n.plus.match(tail, tmore, true, dst, nodes)
+		n.plus.match(tail, tmore, true, m)
 	}
-	return dst
+}
+
+func (n *node) collect(m *matches) {
+	if len(n.subs) > 0 {
+		m.subs = append(m.subs, n.subs...)
+		m.nodes++
+	}
+	for _, g := range n.groups {
+		m.groups = append(m.groups, g)
+	}
 }
 
 func (x *index) len() int {

@@ -16,15 +16,17 @@ import (
 	"github.com/ferry-io/ferry/protocol"
 )
 
-// idxSink is a sink that accepts everything and remembers nothing.
-type idxSink struct{ name string }
-
-func (s *idxSink) push(*delivery) (pushResult, <-chan struct{}) { return pushed, nil }
-func (s *idxSink) overflow()                                    {}
+// matchSubs is match returning the direct subscriptions and the number of
+// contributing nodes.
+func (x *index) matchSubs(topic string, dst []*subscription) ([]*subscription, int) {
+	m := matches{subs: dst}
+	x.match(topic, &m, nil)
+	return m.subs, m.nodes
+}
 
 // idxAdd adds a subscription for filter with a sink of its own.
 func idxAdd(x *index, filter string) *subscription {
-	s := &subscription{filter: filter, sink: &idxSink{name: filter}}
+	s := &subscription{filter: filter, sess: &session{}}
 	x.add(s)
 	return s
 }
@@ -154,7 +156,7 @@ func TestIndexMatch(t *testing.T) {
 				subs = append(subs, idxAdd(x, f))
 			}
 			idxCheck(t, x)
-			got, nodes := x.match(tt.topic, nil)
+			got, nodes := x.matchSubs(tt.topic, nil)
 			if g := idxFilters(got); !slices.Equal(g, tt.want) && !(len(g) == 0 && len(tt.want) == 0) {
 				t.Errorf("match(%q) = %q, want %q", tt.topic, g, tt.want)
 			}
@@ -170,7 +172,7 @@ func TestIndexMatch(t *testing.T) {
 			}
 			// match appends to dst
 			prefix := []*subscription{{filter: "sentinel"}}
-			got2, _ := x.match(tt.topic, prefix)
+			got2, _ := x.matchSubs(tt.topic, prefix)
 			if len(got2) != 1+len(got) || got2[0].filter != "sentinel" {
 				t.Errorf("match did not append to dst: %d results", len(got2))
 			}
@@ -179,7 +181,7 @@ func TestIndexMatch(t *testing.T) {
 				idxCheck(t, x)
 			}
 			idxRootEmpty(t, x)
-			if got, nodes := x.match(tt.topic, nil); len(got) != 0 || nodes != 0 {
+			if got, nodes := x.matchSubs(tt.topic, nil); len(got) != 0 || nodes != 0 {
 				t.Errorf("after removing everything match(%q) = %q, %d nodes", tt.topic, idxFilters(got), nodes)
 			}
 		})
@@ -236,7 +238,7 @@ func TestIndexRemovePrunes(t *testing.T) {
 		if b == nil || len(b.children) != 0 {
 			t.Fatalf("after removing a/b/c/d: node a/b = %v, want it kept without children", b)
 		}
-		if got, _ := x.match("a/b", nil); len(got) != 1 || got[0] != mid {
+		if got, _ := x.matchSubs("a/b", nil); len(got) != 1 || got[0] != mid {
 			t.Errorf("a/b no longer matches after removing a/b/c/d")
 		}
 		x.remove(mid)
@@ -262,7 +264,7 @@ func TestIndexRemovePrunes(t *testing.T) {
 		x.remove(s1)
 		x.remove(s1)
 		idxCheck(t, x)
-		if got, _ := x.match("a/b", nil); len(got) != 1 || got[0] != s2 {
+		if got, _ := x.matchSubs("a/b", nil); len(got) != 1 || got[0] != s2 {
 			t.Fatalf("second remove of the same subscription disturbed the other one: %v", idxFilters(got))
 		}
 		x.remove(s2)
@@ -274,7 +276,7 @@ func TestIndexRemovePrunes(t *testing.T) {
 		s := idxAdd(x, "a/b/c")
 		x.remove(s)
 		s = idxAdd(x, "a/b/c")
-		if got, _ := x.match("a/b/c", nil); len(got) != 1 || got[0] != s {
+		if got, _ := x.matchSubs("a/b/c", nil); len(got) != 1 || got[0] != s {
 			t.Fatalf("re-added subscription does not match")
 		}
 		x.remove(s)
@@ -292,7 +294,7 @@ func TestIndexSwapRemove(t *testing.T) {
 			}
 			x.remove(subs[victim])
 			idxCheck(t, x)
-			got, nodes := x.match("a/b/c", nil)
+			got, nodes := x.matchSubs("a/b/c", nil)
 			if len(got) != 2 || nodes != 1 {
 				t.Fatalf("after removing one of three: %d matches from %d nodes, want 2 from 1", len(got), nodes)
 			}
@@ -308,7 +310,7 @@ func TestIndexSwapRemove(t *testing.T) {
 				}
 				x.remove(s)
 				idxCheck(t, x)
-				got, _ := x.match("a/b/c", nil)
+				got, _ := x.matchSubs("a/b/c", nil)
 				if slices.Contains(got, s) {
 					t.Errorf("subscription %d still matches after its removal", i)
 				}
@@ -394,7 +396,7 @@ func TestIndexMatchesProtocol(t *testing.T) {
 			if err := protocol.ValidateTopic(topic, 0); err != nil {
 				t.Fatalf("generated an invalid topic %q: %v", topic, err)
 			}
-			got, nodes := x.match(topic, nil)
+			got, nodes := x.matchSubs(topic, nil)
 			var want []*subscription
 			for _, s := range live {
 				if protocol.Match(s.filter, topic) {
@@ -476,7 +478,7 @@ func TestIndexConcurrent(t *testing.T) {
 						mine = slices.Delete(mine, i, i+1)
 					}
 				case 2:
-					dst, _ = x.match(idxRandTopic(r), dst[:0])
+					dst, _ = x.matchSubs(idxRandTopic(r), dst[:0])
 				}
 			}
 			for _, s := range mine {
@@ -530,7 +532,7 @@ func BenchmarkIndexMatch100k(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		var nodes int
-		dst, nodes = x.match(topics[i%len(topics)], dst[:0])
+		dst, nodes = x.matchSubs(topics[i%len(topics)], dst[:0])
 		if nodes == 0 {
 			b.Fatal("an existing topic matched nothing")
 		}
@@ -549,7 +551,11 @@ type encSink struct {
 	n       int
 }
 
-func (s *encSink) push(d *delivery) (pushResult, <-chan struct{}) {
+func (s *encSink) sendStored(*stored, uint64, bool, bool) {}
+func (s *encSink) sendRetained(*stored)                   {}
+func (s *encSink) drop()                                  {}
+
+func (s *encSink) send(d *delivery) (pushResult, <-chan struct{}) {
 	if d.frames[s.codec] == nil {
 		s.encodes.Add(1)
 	}
@@ -605,7 +611,9 @@ func BenchmarkEncodeOnce(b *testing.B) {
 					c = protocol.Msgpack
 				}
 				sinks[i] = &encSink{codec: c, encodes: &encodes}
-				br.index.add(&subscription{filter: "bench/encode", sink: sinks[i]})
+				sub := &subscription{filter: "bench/encode", sess: newSession(br, ""), t: sinks[i]}
+				sub.primed.Store(true)
+				br.index.add(sub)
 			}
 			m := Message{Topic: "bench/encode", Data: data}
 			ctx := context.Background()

@@ -8,24 +8,47 @@ import (
 	"github.com/ferry-io/ferry/protocol"
 )
 
-// Handler handles a message of an in-process subscription. Its return value
-// is logged when not nil. The Message is shared with other subscriptions
-// and must not be modified.
+// Handler handles a message of an in-process subscription. Its Data is
+// shared with other subscriptions and must not be modified. In an acknowledged subscription, returning nil
+// acknowledges the message; an error leaves it unacknowledged, so it is
+// delivered again after Options.AckWait. Otherwise a returned error is
+// logged.
 type Handler func(m *Message) error
+
+// SubOption configures an in-process subscription.
+type SubOption func(*subOptions)
+
+type subOptions struct {
+	group    string
+	ack      bool
+	inflight int
+}
+
+// WithGroup makes the subscription a member of the named queue group: each
+// message goes to one member of the group.
+func WithGroup(name string) SubOption { return func(o *subOptions) { o.group = name } }
+
+// WithAck makes the subscription acknowledged (at-least-once): at most
+// inflight messages (0: DefaultInflight) are handed to the handler before it
+// has returned nil for them.
+func WithAck(inflight int) SubOption {
+	return func(o *subOptions) { o.ack, o.inflight = true, inflight }
+}
 
 // Subscription is an in-process subscription. Its handler runs on a
 // goroutine of its own, one message at a time in publish order, never on
 // the publisher's goroutine. Messages wait in a queue bounded by
 // Options.QueueBytes; when it is full (after the brief publish stall)
-// messages are dropped and counted in Stats().Dropped.
+// messages are dropped and counted in Stats().Dropped. Acknowledged
+// subscriptions are bounded by their window and Options.AckQueue instead.
 type Subscription struct {
 	b       *Broker
 	filter  string
 	handler Handler
-	sub     *subscription
+	sess    *session
 
 	mu          sync.Mutex
-	queue       []*Message
+	queue       []localItem
 	bytes       int
 	closed      bool
 	ready       chan struct{} // signalled when the queue gets a message
@@ -35,16 +58,36 @@ type Subscription struct {
 	once        sync.Once
 }
 
+type localItem struct {
+	m   *Message
+	mid uint64
+}
+
+func (it localItem) size() int { return len(it.m.Data) + len(it.m.Topic) + 64 }
+
 // Subscribe registers handler for messages on topics matching filter.
-func (b *Broker) Subscribe(filter string, handler Handler) (*Subscription, error) {
+func (b *Broker) Subscribe(filter string, handler Handler, opts ...SubOption) (*Subscription, error) {
+	var o subOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if handler == nil {
 		return nil, fmt.Errorf("ferry: Subscribe: nil handler")
 	}
 	if err := protocol.ValidateFilter(filter, b.opts.MaxTopicBytes); err != nil {
 		return nil, fmt.Errorf("%w: %s", ErrBadTopic, err.Reason)
 	}
+	if err := validateGroup(o.group, b.opts.MaxTopicBytes); err != nil {
+		return nil, fmt.Errorf("%w: %s", ErrBadTopic, err.Reason)
+	}
+	window := o.inflight
+	if window <= 0 {
+		window = DefaultInflight
+	}
+	window = min(window, b.opts.MaxInflight)
 	s := &Subscription{b: b, filter: filter, handler: handler, ready: make(chan struct{}, 1)}
-	s.sub = &subscription{filter: filter, sink: s}
+	s.sess = newSession(b, "")
+	s.sess.attach(s, nil)
 	b.mu.Lock()
 	if b.closed.Load() {
 		b.mu.Unlock()
@@ -52,10 +95,14 @@ func (b *Broker) Subscribe(filter string, handler Handler) (*Subscription, error
 	}
 	b.locals[s] = struct{}{}
 	b.bgWG.Add(1)
-	b.index.add(s.sub) // under b.mu, so that Shutdown sees it indexed
 	b.mu.Unlock()
-	b.stats.subscriptions.Add(1)
+	sub, _, retained, perr := s.sess.subscribe(s, filter, o.group, o.ack, window)
 	go s.run()
+	if perr != nil {
+		s.Unsubscribe()
+		return nil, fmt.Errorf("ferry: Subscribe: %s", perr.Reason)
+	}
+	sub.activate(retained)
 	return s, nil
 }
 
@@ -70,22 +117,19 @@ func (s *Subscription) Dropped() uint64 {
 	return s.dropped
 }
 
-// Unsubscribe stops the subscription and discards its queued messages. A
-// handler call that is running, or about to start with a message already
+// Unsubscribe stops the subscription and discards its queued messages
+// (a queue-group member's unacknowledged ones go to the rest of its group).
+// A handler call that is running, or about to start with a message already
 // taken from the queue, may still run after it returns; no other will. It
 // is safe to call more than once, also from the handler.
 func (s *Subscription) Unsubscribe() {
 	s.once.Do(func() {
-		s.b.index.remove(s.sub)
-		s.b.stats.subscriptions.Add(-1)
+		s.sess.detach(s)
 		s.mu.Lock()
 		s.closed = true
 		s.queue = nil
 		s.bytes = 0
-		if s.space != nil {
-			close(s.space)
-			s.space = nil
-		}
+		s.wakeLocked()
 		s.mu.Unlock()
 		select {
 		case s.ready <- struct{}{}:
@@ -97,18 +141,21 @@ func (s *Subscription) Unsubscribe() {
 	})
 }
 
-// queuedSize is what one queued message counts against the bound: its
-// data and topic, and roughly what holds them.
-func queuedSize(m *Message) int { return len(m.Data) + len(m.Topic) + 64 }
+func (s *Subscription) wakeLocked() {
+	if s.space != nil {
+		close(s.space)
+		s.space = nil
+	}
+}
 
-func (s *Subscription) push(d *delivery) (pushResult, <-chan struct{}) {
-	m := d.message()
+// enqueue adds it: always with force, else only within the bound.
+func (s *Subscription) enqueue(it localItem, force bool) (pushResult, <-chan struct{}) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return pushClosed, nil
 	}
-	if n := queuedSize(m); s.bytes > 0 && s.bytes+n > s.b.opts.QueueBytes {
+	if !force && s.bytes > 0 && s.bytes+it.size() > s.b.opts.QueueBytes {
 		if s.overflowing {
 			return pushRefuse, nil
 		}
@@ -117,8 +164,8 @@ func (s *Subscription) push(d *delivery) (pushResult, <-chan struct{}) {
 		}
 		return pushFull, s.space
 	}
-	s.queue = append(s.queue, m)
-	s.bytes += queuedSize(m)
+	s.queue = append(s.queue, it)
+	s.bytes += it.size()
 	select {
 	case s.ready <- struct{}{}:
 	default:
@@ -126,14 +173,50 @@ func (s *Subscription) push(d *delivery) (pushResult, <-chan struct{}) {
 	return pushed, nil
 }
 
-// overflow drops a message for a full queue; publishers stop stalling on
-// this subscription until its queue drains to half.
+func message(m *stored, redelivered, retained bool) *Message {
+	return &Message{Topic: m.topic, Data: m.data, Codec: m.codec, Redelivered: redelivered, Retained: retained}
+}
+
+// send implements transport.
+func (s *Subscription) send(d *delivery) (pushResult, <-chan struct{}) {
+	return s.enqueue(localItem{m: message(d.stored(), false, false)}, false)
+}
+
+// sendStored implements transport.
+func (s *Subscription) sendStored(m *stored, mid uint64, redelivered, retained bool) {
+	s.enqueue(localItem{m: message(m, redelivered, retained), mid: mid}, true)
+}
+
+// sendRetained implements transport.
+func (s *Subscription) sendRetained(m *stored) {
+	it := localItem{m: message(m, false, true)}
+	for {
+		r, wait := s.enqueue(it, false)
+		if r != pushFull {
+			if r == pushRefuse {
+				s.enqueue(it, true)
+			}
+			return
+		}
+		<-wait
+	}
+}
+
+// overflow implements transport: drop, and stop stalling publishers until
+// the queue has drained to half.
 func (s *Subscription) overflow() {
 	s.mu.Lock()
 	s.dropped++
 	s.overflowing = true
 	s.mu.Unlock()
 	s.b.stats.dropped.Add(1)
+}
+
+// drop implements transport.
+func (s *Subscription) drop() {
+	s.mu.Lock()
+	s.dropped++
+	s.mu.Unlock()
 }
 
 func (s *Subscription) run() {
@@ -146,34 +229,38 @@ func (s *Subscription) run() {
 				return
 			}
 			if len(s.queue) == 0 {
+				s.queue = nil
 				s.mu.Unlock()
 				break
 			}
-			m := s.queue[0]
-			s.queue[0] = nil
+			it := s.queue[0]
+			s.queue[0] = localItem{}
 			s.queue = s.queue[1:]
-			s.bytes -= queuedSize(m)
+			s.bytes -= it.size()
 			if s.overflowing && s.bytes <= s.b.opts.QueueBytes/2 {
 				s.overflowing = false
 			}
-			if s.space != nil {
-				close(s.space)
-				s.space = nil
-			}
+			s.wakeLocked()
 			s.mu.Unlock()
-			s.call(m)
+			if s.call(it.m) && it.mid != 0 {
+				s.sess.ack(s, it.mid)
+			}
 		}
 	}
 }
 
-func (s *Subscription) call(m *Message) {
+// call runs the handler and reports whether it returned nil.
+func (s *Subscription) call(m *Message) (ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
+			ok = false
 			s.b.stats.panics.Add(1)
 			s.b.log.Error("ferry: panic in subscription handler", "filter", s.filter, "panic", r, "stack", string(debug.Stack()))
 		}
 	}()
 	if err := s.handler(m); err != nil {
 		s.b.log.Warn("ferry: subscription handler failed", "filter", s.filter, "topic", m.Topic, "err", err)
+		return false
 	}
+	return true
 }

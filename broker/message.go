@@ -16,6 +16,14 @@ type Message struct {
 	Data []byte
 	// Codec of Data. The zero value is JSON.
 	Codec protocol.Codec
+	// Retain, on Publish, makes the message its topic's retained message;
+	// Data null clears it.
+	Retain bool
+	// Retained is set on a delivery of a retained message to a new
+	// subscription; Redelivered on a delivery that may have been seen
+	// before (acknowledged subscriptions).
+	Retained    bool
+	Redelivered bool
 }
 
 // JSON returns Data as JSON text, converting from msgpack if needed (see
@@ -57,7 +65,15 @@ type delivery struct {
 	codec  protocol.Codec
 	data   []byte // borrowed for the duration of the publish
 	frames [protocol.NumCodecs][]byte
-	owned  *Message // a copy for in-process subscribers, made on first use
+	st     *stored // an owned copy, made on first use
+}
+
+// stored returns the message as an owned copy the broker can keep.
+func (d *delivery) stored() *stored {
+	if d.st == nil {
+		d.st = &stored{topic: d.topic, codec: d.codec, data: append([]byte(nil), d.data...)}
+	}
+	return d.st
 }
 
 // frame returns the complete WebSocket frame (header included) of the msg
@@ -68,35 +84,34 @@ func (d *delivery) frame(c protocol.Codec) []byte {
 	if f := d.frames[c]; f != nil {
 		return f
 	}
-	data := d.data
-	var err error
-	if c != d.codec {
-		data, err = protocol.Convert(nil, d.codec, c, d.data)
-	}
-	limit := d.b.opts.MaxFrameBytes
-	if err == nil && len(data) <= limit {
-		fr := protocol.Frame{Op: protocol.OpMsg, Topic: d.topic, Data: data}
-		d.frames[c] = encodeFrame(c, &fr)
-		return d.frames[c]
-	}
-	reason := fmt.Sprintf("a message on topic %q was not delivered: as %v its data is %d bytes, over the frame limit of %d", d.topic, c, len(data), limit)
-	code := protocol.CodeTooLarge
-	if err != nil {
-		reason = fmt.Sprintf("a message on topic %q was not delivered: its data cannot be sent as %v", d.topic, c)
-		code = protocol.CodeInternal
-	}
-	d.b.log.Warn("ferry: "+reason, "err", err)
-	d.b.stats.dropped.Add(1)
-	d.frames[c] = encodeFrame(c, &protocol.Frame{Op: protocol.OpErr, Code: code, Reason: reason})
+	d.frames[c] = d.b.msgFrame(c, &stored{topic: d.topic, codec: d.codec, data: d.data}, 0, false, false)
 	return d.frames[c]
 }
 
-// message returns an owned copy of the message for in-process subscribers.
-func (d *delivery) message() *Message {
-	if d.owned == nil {
-		d.owned = &Message{Topic: d.topic, Data: append([]byte(nil), d.data...), Codec: d.codec}
+// msgFrame encodes a msg frame of m in codec c. If the data cannot be sent
+// in c (it cannot be converted, or grows past the frame limit in
+// conversion), the frame is an err telling the subscriber what was not
+// delivered, counted as dropped.
+func (b *Broker) msgFrame(c protocol.Codec, m *stored, mid uint64, redelivered, retained bool) []byte {
+	data := m.data
+	var err error
+	if c != m.codec {
+		data, err = protocol.Convert(nil, m.codec, c, m.data)
 	}
-	return d.owned
+	limit := b.opts.MaxFrameBytes
+	if err == nil && len(data) <= limit {
+		return encodeFrame(c, &protocol.Frame{Op: protocol.OpMsg, Topic: m.topic, Data: data,
+			Mid: mid, HasMid: mid != 0, Redelivered: redelivered, Retained: retained})
+	}
+	reason := fmt.Sprintf("a message on topic %q was not delivered: as %v its data is %d bytes, over the frame limit of %d", m.topic, c, len(data), limit)
+	code := protocol.CodeTooLarge
+	if err != nil {
+		reason = fmt.Sprintf("a message on topic %q was not delivered: its data cannot be sent as %v", m.topic, c)
+		code = protocol.CodeInternal
+	}
+	b.log.Warn("ferry: "+reason, "err", err)
+	b.stats.dropped.Add(1)
+	return encodeFrame(c, &protocol.Frame{Op: protocol.OpErr, Code: code, Reason: reason})
 }
 
 // Largest WebSocket frame header a server sends (no mask).

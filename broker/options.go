@@ -21,6 +21,13 @@ const (
 	DefaultIdleTimeout      = 45 * time.Second
 	DefaultWriteTimeout     = 10 * time.Second
 	DefaultReadBufferSize   = 1024
+	DefaultAckWait          = 30 * time.Second
+	DefaultInflight         = 32
+	DefaultMaxInflight      = 1000
+	DefaultAckQueue         = 1000
+	DefaultSessionTTL       = 2 * time.Minute
+	DefaultMaxRetained      = 10000
+	DefaultMaxRetainedBytes = 64 << 20
 )
 
 // SlowConsumerPolicy says what happens when a connection's outbound queue is
@@ -75,6 +82,24 @@ type Options struct {
 	// ReadBufferSize is the size of each connection's read buffer. Default
 	// 1 KiB.
 	ReadBufferSize int
+	// AckWait is how long an acknowledged subscription's delivery may stay
+	// unacknowledged before it is delivered again. Default 30 s.
+	AckWait time.Duration
+	// MaxInflight is the largest "inflight" window a subscription may ask
+	// for (the default window is 32). Default 1000.
+	MaxInflight int
+	// AckQueue bounds, in messages, each acknowledged subscription's queue
+	// of messages waiting for its window (also while its session is
+	// disconnected). Its bytes are bounded by QueueBytes. Default 1000.
+	AckQueue int
+	// SessionTTL is how long a disconnected session keeps its acknowledged
+	// subscriptions and their queues for the client to resume. Default 2 min;
+	// negative disables sessions.
+	SessionTTL time.Duration
+	// MaxRetained and MaxRetainedBytes bound the retained messages (one per
+	// topic). Defaults 10000 and 64 MiB.
+	MaxRetained      int
+	MaxRetainedBytes int
 	// CheckOrigin, when set, decides whether a WebSocket request may
 	// connect; a refused request gets HTTP 403. Default: all origins.
 	CheckOrigin func(r *http.Request) bool
@@ -100,6 +125,12 @@ func (o Options) withDefaults() (Options, error) {
 	def(&o.MaxSubscriptions, DefaultMaxSubscriptions)
 	def(&o.QueueBytes, DefaultQueueBytes)
 	def(&o.ReadBufferSize, DefaultReadBufferSize)
+	def(&o.MaxInflight, DefaultMaxInflight)
+	def(&o.AckQueue, DefaultAckQueue)
+	def(&o.MaxRetained, DefaultMaxRetained)
+	def(&o.MaxRetainedBytes, DefaultMaxRetainedBytes)
+	defDur(&o.AckWait, DefaultAckWait)
+	defDur(&o.SessionTTL, DefaultSessionTTL)
 	defDur(&o.MaxStall, DefaultMaxStall)
 	defDur(&o.HandshakeTimeout, DefaultHandshakeTimeout)
 	defDur(&o.PingInterval, DefaultPingInterval)
@@ -126,6 +157,14 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("ferry: Options.HandshakeTimeout is %v: must be positive", o.HandshakeTimeout)
 	case o.WriteTimeout < 0:
 		return o, fmt.Errorf("ferry: Options.WriteTimeout is %v: must be positive", o.WriteTimeout)
+	case o.AckWait < 0:
+		return o, fmt.Errorf("ferry: Options.AckWait is %v: must be positive", o.AckWait)
+	case o.MaxInflight < 1:
+		return o, fmt.Errorf("ferry: Options.MaxInflight is %d: must be positive", o.MaxInflight)
+	case o.AckQueue < 1:
+		return o, fmt.Errorf("ferry: Options.AckQueue is %d: must be positive", o.AckQueue)
+	case o.MaxRetained < 0 || o.MaxRetainedBytes < 0:
+		return o, fmt.Errorf("ferry: Options.MaxRetained and MaxRetainedBytes must not be negative")
 	case o.PingInterval > 0 && o.IdleTimeout <= o.PingInterval:
 		return o, fmt.Errorf("ferry: Options.IdleTimeout (%v) must be longer than Options.PingInterval (%v)", o.IdleTimeout, o.PingInterval)
 	}

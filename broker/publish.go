@@ -9,125 +9,139 @@ import (
 	"github.com/ferry-io/ferry/protocol"
 )
 
-// sink is what a subscription delivers to: a connection or an in-process
-// subscription.
-type sink interface {
-	// push queues d without blocking. pushFull comes with a channel that
-	// is closed when room may have been made; pushRefuse means full with no
-	// stall wanted (the sink is overflowing already).
-	push(d *delivery) (pushResult, <-chan struct{})
-	// overflow applies the slow-consumer policy.
-	overflow()
+var matchPool = sync.Pool{New: func() any { return new(matches) }}
+
+// stallClock is one publish's stall budget (Options.MaxStall), shared by
+// every full queue it waits on.
+type stallClock struct {
+	b       *Broker
+	timer   *time.Timer
+	expired bool
 }
 
-// subscription is one entry of the index.
-type subscription struct {
-	filter string
-	sink   sink
-	node   *node // position in the index, guarded by index.mu
-	pos    int
+// wait waits for ch within the budget; false once the budget is spent or
+// ctx ends.
+func (c *stallClock) wait(ctx context.Context, ch <-chan struct{}) bool {
+	if c.expired {
+		return false
+	}
+	if c.timer == nil {
+		if c.b.opts.MaxStall <= 0 {
+			c.expired = true
+			return false
+		}
+		c.timer = time.NewTimer(c.b.opts.MaxStall)
+	}
+	c.b.stats.stalls.Add(1)
+	select {
+	case <-ch:
+		return true
+	case <-c.timer.C:
+	case <-ctx.Done():
+	}
+	c.expired = true
+	return false
 }
 
-var matchPool = sync.Pool{New: func() any { s := make([]*subscription, 0, 64); return &s }}
+func (c *stallClock) stop() {
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+}
 
 type stalled struct {
-	sink sink
+	sub  *subscription
 	wait <-chan struct{}
 }
 
-// route delivers d to every matching subscription: once per sink, even
-// when several of its filters match. Full queues get a brief, bounded
-// stall (MaxStall in total for this publish, or until ctx ends) before
-// the slow-consumer policy applies, so that bursts are absorbed without
-// holding up the other subscribers, which are served first.
-func (b *Broker) route(ctx context.Context, d *delivery) {
-	bp := matchPool.Get().(*[]*subscription)
-	subs, nodes := b.index.match(d.topic, (*bp)[:0])
-	if nodes > 1 {
+// route delivers d to every matching subscription, once per session even
+// when several of its filters match (an acknowledged subscription wins
+// over a plain one), and to one member of each matching queue group. With
+// retain, d becomes its topic's retained message first; a full retained
+// store refuses the publish. Full queues get a brief stall (MaxStall in
+// total for this publish, or until ctx ends) after every subscriber with
+// room was served; then the slow-consumer policy applies.
+func (b *Broker) route(ctx context.Context, d *delivery, retain bool) *protocol.Error {
+	m := matchPool.Get().(*matches)
+	defer func() { m.reset(); matchPool.Put(m) }()
+	var rerr *protocol.Error
+	var before func()
+	if retain {
+		before = func() { rerr = b.retained.set(b, d.stored()) }
+	}
+	b.index.match(d.topic, m, before)
+	if rerr != nil {
+		return rerr
+	}
+	subs := m.subs
+	if m.nodes > 1 {
 		subs = dedupe(subs)
 	}
+	clock := stallClock{b: b}
+	defer clock.stop()
 	var stallBuf [8]stalled
 	waits := stallBuf[:0]
 	delivered := 0
 	for _, s := range subs {
-		switch r, wait := s.sink.push(d); r {
+		switch r, wait := s.push(d); r {
 		case pushed:
 			delivered++
 		case pushFull:
-			waits = append(waits, stalled{s.sink, wait})
+			waits = append(waits, stalled{s, wait})
 		case pushRefuse:
-			s.sink.overflow()
+			s.overflow()
 		}
 	}
-	clear(subs)
-	*bp = subs[:0]
-	matchPool.Put(bp)
-	if len(waits) > 0 {
-		delivered += b.stall(ctx, d, waits)
+	for _, g := range m.groups {
+		if b.deliverGroup(ctx, g, d, &clock) {
+			delivered++
+		}
 	}
-	b.stats.published.Add(1)
-	b.stats.delivered.Add(uint64(delivered))
-}
-
-// stall retries full sinks until they take d or the stall budget ends.
-func (b *Broker) stall(ctx context.Context, d *delivery, waits []stalled) (delivered int) {
-	var timer <-chan time.Time
-	if b.opts.MaxStall > 0 {
-		t := time.NewTimer(b.opts.MaxStall)
-		defer t.Stop()
-		timer = t.C
-	}
-	expired := timer == nil
-	b.stats.stalls.Add(uint64(len(waits)))
 	for _, w := range waits {
-		for !expired {
-			select {
-			case <-w.wait:
-			case <-timer:
-				expired = true
-			case <-ctx.Done():
-				expired = true
-			}
-			if expired {
-				break
-			}
-			r, wait := w.sink.push(d)
-			if r == pushed {
-				delivered++
-				break
-			}
-			if r != pushFull {
-				if r == pushRefuse {
-					w.sink.overflow()
+		for {
+			if !clock.wait(ctx, w.wait) {
+				// one last try: the queue may have drained meanwhile
+				if r, _ := w.sub.push(d); r == pushed {
+					delivered++
+				} else if r != pushClosed {
+					w.sub.overflow()
 				}
 				break
 			}
-			w.wait = wait
-		}
-		if expired {
-			// one last try: the queue may have drained meanwhile
-			switch r, _ := w.sink.push(d); r {
-			case pushed:
-				delivered++
-			case pushFull, pushRefuse:
-				w.sink.overflow()
+			r, wait := w.sub.push(d)
+			if r == pushFull {
+				w.wait = wait
+				continue
 			}
+			if r == pushed {
+				delivered++
+			} else if r == pushRefuse {
+				w.sub.overflow()
+			}
+			break
 		}
 	}
-	return delivered
+	b.stats.published.Add(1)
+	b.stats.delivered.Add(uint64(delivered))
+	return nil
 }
 
-var seenPool = sync.Pool{New: func() any { return make(map[sink]struct{}) }}
+var seenPool = sync.Pool{New: func() any { return make(map[*session]int) }}
 
+// dedupe keeps one subscription per session, preferring an acknowledged
+// one.
 func dedupe(subs []*subscription) []*subscription {
-	seen := seenPool.Get().(map[sink]struct{})
+	seen := seenPool.Get().(map[*session]int)
 	defer func() { clear(seen); seenPool.Put(seen) }()
 	out := subs[:0]
 	for _, s := range subs {
-		if _, ok := seen[s.sink]; ok {
+		if i, ok := seen[s.sess]; ok {
+			if out[i].ack == nil && s.ack != nil {
+				out[i] = s
+			}
 			continue
 		}
-		seen[s.sink] = struct{}{}
+		seen[s.sess] = len(out)
 		out = append(out, s)
 	}
 	clear(subs[len(out):])
@@ -152,6 +166,8 @@ func (b *Broker) Publish(ctx context.Context, m Message) error {
 	if err := m.validate(); err != nil {
 		return err
 	}
-	b.route(ctx, &delivery{b: b, topic: m.Topic, codec: m.Codec, data: m.Data})
+	if err := b.route(ctx, &delivery{b: b, topic: m.Topic, codec: m.Codec, data: m.Data}, m.Retain); err != nil {
+		return fmt.Errorf("%w: %s", ErrLimit, err.Reason)
+	}
 	return nil
 }

@@ -69,6 +69,17 @@ func (q *outQueue) pushFrame(f []byte, refuse bool) (pushResult, <-chan struct{}
 	return pushed, nil
 }
 
+// pushForce appends f whatever the bound (other bounds limit such
+// frames), unless the queue is closed.
+func (q *outQueue) pushForce(f []byte) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.closed && q.closeF == nil {
+		q.reportDropsLocked()
+		q.appendLocked(f)
+	}
+}
+
 // pushIfRoom appends f only if it fits, without waiting or reporting.
 func (q *outQueue) pushIfRoom(f []byte) {
 	q.mu.Lock()

@@ -19,6 +19,17 @@ type Stats struct {
 	Dropped uint64
 	// Stalls counts the times a publish waited for room in a full queue.
 	Stalls uint64
+	// Redelivered counts deliveries of acknowledged subscriptions made
+	// again (ack wait expired, nack, resumed session, group hand-over).
+	Redelivered uint64
+	// Sessions counts sessions with an id held now (connected or not);
+	// Retained the retained messages.
+	Sessions int
+	Retained int
+	// AckPending and AckInflight count messages in acknowledged
+	// subscriptions' queues and windows now.
+	AckPending  int
+	AckInflight int
 	// SlowConsumers counts connections closed for a full queue under the
 	// Disconnect policy.
 	SlowConsumers uint64
@@ -40,6 +51,7 @@ type counters struct {
 	delivered        atomic.Uint64
 	dropped          atomic.Uint64
 	stalls           atomic.Uint64
+	redelivered      atomic.Uint64
 	slowConsumers    atomic.Uint64
 	badFrames        atomic.Uint64
 	panics           atomic.Uint64
@@ -55,9 +67,23 @@ func (b *Broker) Stats() Stats {
 		Delivered:        b.stats.delivered.Load(),
 		Dropped:          b.stats.dropped.Load(),
 		Stalls:           b.stats.stalls.Load(),
+		Redelivered:      b.stats.redelivered.Load(),
+		Retained:         b.retained.len(),
 		SlowConsumers:    b.stats.slowConsumers.Load(),
 		BadFrames:        b.stats.badFrames.Load(),
 		Panics:           b.stats.panics.Load(),
+	}
+	b.mu.Lock()
+	s.Sessions = len(b.sessions)
+	acks := make([]*session, 0, len(b.ackSess))
+	for ss := range b.ackSess {
+		acks = append(acks, ss)
+	}
+	b.mu.Unlock()
+	for _, ss := range acks {
+		p, i := ss.queuedMessages()
+		s.AckPending += p
+		s.AckInflight += i
 	}
 	for _, c := range b.snapshotConns() {
 		n := int64(c.q.size())

@@ -26,6 +26,10 @@ type Frame struct {
 	// Dropped is set on err frames with code overflow: how many messages
 	// were dropped since the previous report.
 	Dropped uint64
+	// Session and Resumed are the fields of the session frame the broker
+	// sends first to a client that connected with a session id.
+	Session string
+	Resumed bool
 }
 
 // Reset clears f for reuse.
@@ -98,11 +102,11 @@ const (
 // keys, which are skipped.
 func fieldOf(key string) fieldKind {
 	switch key {
-	case "op", "topic", "group", "code", "reason":
+	case "op", "topic", "group", "code", "reason", "session":
 		return kindString
 	case "id", "inflight", "mid", "dropped":
 		return kindUint
-	case "ack", "retain", "redelivered", "retained":
+	case "ack", "retain", "redelivered", "retained", "resumed":
 		return kindBool
 	case "data":
 		return kindData
@@ -186,6 +190,8 @@ func (f *Frame) setString(key, v string) {
 		f.Code = v
 	case "reason":
 		f.Reason = v
+	case "session":
+		f.Session = v
 	}
 }
 
@@ -212,6 +218,8 @@ func (f *Frame) setBool(key string, v bool) {
 		f.Redelivered = v
 	case "retained":
 		f.Retained = v
+	case "resumed":
+		f.Resumed = v
 	}
 }
 

@@ -502,6 +502,15 @@ func AppendJSON(dst []byte, f *Frame) []byte {
 		dst = append(dst, `,"dropped":`...)
 		dst = strconv.AppendUint(dst, f.Dropped, 10)
 	}
+	if f.Session != "" {
+		dst = append(dst, `,"session":`...)
+		dst = AppendJSONString(dst, f.Session)
+		if f.Resumed {
+			dst = append(dst, `,"resumed":true`...)
+		} else {
+			dst = append(dst, `,"resumed":false`...)
+		}
+	}
 	return append(dst, '}')
 }
 

@@ -383,12 +383,13 @@ func (d *mpDecoder) skip(depth int) *Error {
 func AppendMsgpack(dst []byte, f *Frame) []byte {
 	n := 1
 	for _, set := range [...]bool{f.HasID, f.Topic != "", f.Group != "", f.Data != nil, f.Ack,
-		f.HasInflight, f.Retain, f.HasMid, f.Redelivered, f.Retained, f.Code != "", f.Reason != "", f.Dropped != 0} {
+		f.HasInflight, f.Retain, f.HasMid, f.Redelivered, f.Retained, f.Code != "", f.Reason != "", f.Dropped != 0,
+		f.Session != "", f.Session != ""} {
 		if set {
 			n++
 		}
 	}
-	dst = append(dst, 0x80|byte(n)) // fixmap: at most 14 entries
+	dst = appendMsgpackLen(dst, n, 0x80, 15, 0, mpMap16, mpMap32)
 	dst = appendMsgpackKV(dst, "op", f.Op)
 	if f.HasID {
 		dst = AppendMsgpackString(dst, "id")
@@ -433,6 +434,15 @@ func AppendMsgpack(dst []byte, f *Frame) []byte {
 	if f.Dropped != 0 {
 		dst = AppendMsgpackString(dst, "dropped")
 		dst = AppendMsgpackUint(dst, f.Dropped)
+	}
+	if f.Session != "" {
+		dst = appendMsgpackKV(dst, "session", f.Session)
+		dst = AppendMsgpackString(dst, "resumed")
+		if f.Resumed {
+			dst = append(dst, mpTrue)
+		} else {
+			dst = append(dst, mpFalse)
+		}
 	}
 	return dst
 }

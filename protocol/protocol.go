@@ -60,6 +60,9 @@ const (
 	OpMsg   = "msg"
 	OpErr   = "err"
 	OpPong  = "pong"
+	// OpSession is the first frame to a client that connected with a
+	// session id: fields session (the id) and resumed.
+	OpSession = "session"
 )
 
 // Error codes carried by err frames.
@@ -92,6 +95,7 @@ const (
 	CloseInternal     = 1011
 	CloseIdleTimeout  = 4000 // no traffic (nor pong) within the idle timeout
 	CloseSlowConsumer = 4008 // outbound queue full under the disconnect policy
+	CloseTakenOver    = 4009 // a newer connection resumed the same session
 )
 
 // Default limits.
