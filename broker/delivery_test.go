@@ -592,8 +592,11 @@ func TestAckQueueOverflow(t *testing.T) {
 					t.Fatalf("pending %d inflight %d over the bounds", st.AckPending, st.AckInflight)
 				}
 			}
-			if st := b.Stats(); st.Dropped != 19 {
-				t.Fatalf("dropped %d, want 19", st.Dropped)
+			// drop: 1 in flight, 10 queued, 19 dropped. disconnect: the
+			// connection closes at the first overflow and its session ends,
+			// dropping what it held; later publishes find no subscriber.
+			if st := b.Stats(); (policy == broker.Drop && st.Dropped != 19) || st.Dropped == 0 {
+				t.Fatalf("dropped %d", st.Dropped)
 			}
 			if policy == broker.Drop {
 				sub.expect("msg")
