@@ -46,6 +46,8 @@ func TestServeConfigErrors(t *testing.T) {
 		{[]string{"--queue-bytes", "10"}, "QueueBytes"},
 		{[]string{"--ping-interval", "10s", "--idle-timeout", "5s"}, "IdleTimeout"},
 		{[]string{"--log-level", "loud"}, "--log-level"},
+		{[]string{"--max-inflight", "-1"}, "MaxInflight"},
+		{[]string{"--ack-wait", "-1s"}, "AckWait"},
 		{[]string{"--bogus"}, "bogus"},
 		{[]string{"extra"}, `unexpected argument "extra"`},
 	} {
