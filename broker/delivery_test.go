@@ -581,7 +581,7 @@ func TestBadSessionID(t *testing.T) {
 func TestAckQueueOverflow(t *testing.T) {
 	for _, policy := range []broker.SlowConsumerPolicy{broker.Drop, broker.Disconnect} {
 		t.Run(string(policy), func(t *testing.T) {
-			b, url := startBroker(t, broker.Options{AckQueue: 10, MaxStall: -1, SlowConsumer: policy})
+			b, url := startBroker(t, broker.Options{AckQueue: 10, MaxStall: -1, AckStall: -1, SlowConsumer: policy})
 			sub := dial(t, url)
 			sub.mustAck(map[string]any{"op": "sub", "topic": "f", "ack": true, "inflight": 1})
 			for i := 0; i < 30; i++ {
@@ -652,5 +652,33 @@ func TestInProcessAckGroupRetained(t *testing.T) {
 	}
 	if _, err := b.Subscribe("x", func(*broker.Message) error { return nil }, broker.WithGroup("bad\x00name")); err == nil {
 		t.Fatal("bad group name accepted")
+	}
+}
+
+func TestSlowAckConsumerSlowsPublisher(t *testing.T) {
+	// a consumer that acknowledges slowly loses nothing: its publisher is
+	// held back while the subscription's queue is full
+	b, url := startBroker(t, broker.Options{AckQueue: 20, AckStall: 10 * time.Second})
+	sub := dial(t, url)
+	sub.mustAck(map[string]any{"op": "sub", "topic": "s", "ack": true, "inflight": 2})
+	pub := dial(t, url)
+	const n = 300
+	go func() {
+		for i := 0; i < n; i++ {
+			pub.send(map[string]any{"op": "pub", "topic": "s", "data": i})
+		}
+	}()
+	for i := 0; i < n; i++ {
+		f := sub.expect("msg")
+		if v, _ := f.num("data"); v != uint64(i) {
+			t.Fatalf("got %v, want %d", f, i)
+		}
+		if st := b.Stats(); st.AckPending > 20 || st.AckInflight > 2 {
+			t.Fatalf("pending %d inflight %d", st.AckPending, st.AckInflight)
+		}
+		sub.ack(f)
+	}
+	if st := b.Stats(); st.Dropped != 0 {
+		t.Fatalf("dropped %d", st.Dropped)
 	}
 }

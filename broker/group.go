@@ -58,7 +58,7 @@ func (g *group) pick(try func(*subscription) (pushResult, <-chan struct{})) (ok 
 // deliverGroup routes d to one member of g: one that can take it at once
 // if any, else one with room in its queue; if every member is full it
 // stalls within the publish's budget, then applies the policy to one.
-func (b *Broker) deliverGroup(ctx context.Context, g *group, d *delivery, deadline *stallClock) bool {
+func (b *Broker) deliverGroup(ctx context.Context, g *group, d *delivery, clock, ackClock *stallClock) bool {
 	now := func(s *subscription) (pushResult, <-chan struct{}) { return s.pushNow(d) }
 	push := func(s *subscription) (pushResult, <-chan struct{}) { return s.push(d) }
 	for {
@@ -72,7 +72,11 @@ func (b *Broker) deliverGroup(ctx context.Context, g *group, d *delivery, deadli
 		if full == nil {
 			return false // no members left
 		}
-		if wait == nil || !deadline.wait(ctx, wait) {
+		c := clock
+		if full.ack != nil {
+			c = ackClock
+		}
+		if wait == nil || !c.wait(ctx, wait) {
 			full.overflow()
 			return false
 		}

@@ -22,6 +22,7 @@ const (
 	DefaultWriteTimeout     = 10 * time.Second
 	DefaultReadBufferSize   = 1024
 	DefaultAckWait          = 30 * time.Second
+	DefaultAckStall         = 2 * time.Second
 	DefaultInflight         = 32
 	DefaultMaxInflight      = 1000
 	DefaultAckQueue         = 1000
@@ -85,6 +86,12 @@ type Options struct {
 	// AckWait is how long an acknowledged subscription's delivery may stay
 	// unacknowledged before it is delivered again. Default 30 s.
 	AckWait time.Duration
+	// AckStall is MaxStall for acknowledged subscriptions: how long one
+	// publish may wait for room in their full queues before the policy
+	// applies. Longer, so that a consumer that is slow but acknowledging
+	// slows its publishers down rather than losing messages. Default 2 s;
+	// negative means never wait.
+	AckStall time.Duration
 	// MaxInflight is the largest "inflight" window a subscription may ask
 	// for (the default window is 32). Default 1000.
 	MaxInflight int
@@ -130,6 +137,7 @@ func (o Options) withDefaults() (Options, error) {
 	def(&o.MaxRetained, DefaultMaxRetained)
 	def(&o.MaxRetainedBytes, DefaultMaxRetainedBytes)
 	defDur(&o.AckWait, DefaultAckWait)
+	defDur(&o.AckStall, DefaultAckStall)
 	defDur(&o.SessionTTL, DefaultSessionTTL)
 	defDur(&o.MaxStall, DefaultMaxStall)
 	defDur(&o.HandshakeTimeout, DefaultHandshakeTimeout)

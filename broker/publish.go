@@ -15,6 +15,7 @@ var matchPool = sync.Pool{New: func() any { return new(matches) }}
 // every full queue it waits on.
 type stallClock struct {
 	b       *Broker
+	budget  time.Duration
 	timer   *time.Timer
 	expired bool
 }
@@ -26,11 +27,11 @@ func (c *stallClock) wait(ctx context.Context, ch <-chan struct{}) bool {
 		return false
 	}
 	if c.timer == nil {
-		if c.b.opts.MaxStall <= 0 {
+		if c.budget <= 0 {
 			c.expired = true
 			return false
 		}
-		c.timer = time.NewTimer(c.b.opts.MaxStall)
+		c.timer = time.NewTimer(c.budget)
 	}
 	c.b.stats.stalls.Add(1)
 	select {
@@ -77,8 +78,13 @@ func (b *Broker) route(ctx context.Context, d *delivery, retain bool) *protocol.
 	if m.nodes > 1 {
 		subs = dedupe(subs)
 	}
-	clock := stallClock{b: b}
+	// acknowledged subscriptions get the longer AckStall: a slow but
+	// acknowledging consumer slows its publishers down instead of losing
+	// messages
+	clock := stallClock{b: b, budget: b.opts.MaxStall}
+	ackClock := stallClock{b: b, budget: b.opts.AckStall}
 	defer clock.stop()
+	defer ackClock.stop()
 	var stallBuf [8]stalled
 	waits := stallBuf[:0]
 	delivered := 0
@@ -93,13 +99,17 @@ func (b *Broker) route(ctx context.Context, d *delivery, retain bool) *protocol.
 		}
 	}
 	for _, g := range m.groups {
-		if b.deliverGroup(ctx, g, d, &clock) {
+		if b.deliverGroup(ctx, g, d, &clock, &ackClock) {
 			delivered++
 		}
 	}
 	for _, w := range waits {
+		c := &clock
+		if w.sub.ack != nil {
+			c = &ackClock
+		}
 		for {
-			if !clock.wait(ctx, w.wait) {
+			if !c.wait(ctx, w.wait) {
 				// one last try: the queue may have drained meanwhile
 				if r, _ := w.sub.push(d); r == pushed {
 					delivered++

@@ -104,6 +104,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.DurationVar(&cfg.opts.IdleTimeout, "idle-timeout", broker.DefaultIdleTimeout, "close connections silent for this long")
 	fs.DurationVar(&cfg.opts.WriteTimeout, "write-timeout", broker.DefaultWriteTimeout, "longest a single socket write may block")
 	fs.DurationVar(&cfg.opts.AckWait, "ack-wait", broker.DefaultAckWait, "redeliver an unacknowledged message after this long")
+	fs.DurationVar(&cfg.opts.AckStall, "ack-stall", broker.DefaultAckStall, "longest a publish waits for room in full acknowledged queues (negative: never)")
 	fs.IntVar(&cfg.opts.MaxInflight, "max-inflight", broker.DefaultMaxInflight, "largest inflight window a subscription may ask for")
 	fs.IntVar(&cfg.opts.AckQueue, "ack-queue", broker.DefaultAckQueue, "messages an acknowledged subscription may queue beyond its window")
 	fs.DurationVar(&cfg.opts.SessionTTL, "session-ttl", broker.DefaultSessionTTL, "how long a disconnected session is kept for resume (negative: no sessions)")
