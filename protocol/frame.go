@@ -244,6 +244,15 @@ func Decode(c Codec, b []byte, f *Frame) *Error {
 	return DecodeJSON(b, f)
 }
 
+// DecodeAny decodes a frame of either direction, for clients reading the
+// broker's frames: unlike Decode it accepts any op.
+func DecodeAny(c Codec, b []byte, f *Frame) *Error {
+	if c == Msgpack {
+		return decodeMsgpack(b, f)
+	}
+	return decodeJSON(b, f)
+}
+
 // Append appends the encoding of f in codec c to dst. f.Data must already be
 // in codec c.
 func Append(c Codec, dst []byte, f *Frame) []byte {

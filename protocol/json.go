@@ -11,6 +11,14 @@ import (
 // DecodeJSON decodes a client frame from a JSON object. Data is a sub-slice
 // of b: the caller must not reuse b while f.Data is in use.
 func DecodeJSON(b []byte, f *Frame) *Error {
+	if err := decodeJSON(b, f); err != nil {
+		return err
+	}
+	return f.check()
+}
+
+// decodeJSON decodes a frame of either direction without checking its op.
+func decodeJSON(b []byte, f *Frame) *Error {
 	f.Reset()
 	d := jsonDecoder{b: b}
 	d.ws()
@@ -115,7 +123,7 @@ func DecodeJSON(b []byte, f *Frame) *Error {
 	if fieldErr != nil {
 		return fieldErr
 	}
-	return f.check()
+	return nil
 }
 
 func describeJSONStart(c byte) string {

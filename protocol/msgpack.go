@@ -45,6 +45,14 @@ const (
 // Data is a sub-slice of b: the caller must not reuse b while f.Data is in
 // use.
 func DecodeMsgpack(b []byte, f *Frame) *Error {
+	if err := decodeMsgpack(b, f); err != nil {
+		return err
+	}
+	return f.check()
+}
+
+// decodeMsgpack decodes a frame of either direction without checking its op.
+func decodeMsgpack(b []byte, f *Frame) *Error {
 	f.Reset()
 	d := mpDecoder{b: b}
 	if len(b) == 0 {
@@ -129,7 +137,7 @@ func DecodeMsgpack(b []byte, f *Frame) *Error {
 	if fieldErr != nil {
 		return fieldErr
 	}
-	return f.check()
+	return nil
 }
 
 // ValidMsgpack reports whether b holds exactly one msgpack value nested at
