@@ -74,17 +74,22 @@ func overflowErr(n uint64) *protocol.Frame {
 }
 
 // send implements transport: live deliveries share one frame per codec.
-func (c *conn) send(d *delivery) (pushResult, <-chan struct{}) {
+func (c *conn) send(d *delivery, group string) (pushResult, <-chan struct{}) {
+	if group != "" {
+		return c.q.push(d.groupFrame(c.codec, group))
+	}
 	return c.q.push(d.frame(c.codec))
 }
 
 // sendStored implements transport.
-func (c *conn) sendStored(m *stored, mid uint64, redelivered, retained bool) {
-	c.q.pushForce(c.b.msgFrame(c.codec, m, mid, redelivered, retained))
+func (c *conn) sendStored(m *stored, o msgOpts) {
+	c.q.pushForce(c.b.msgFrame(c.codec, m, o))
 }
 
 // sendRetained implements transport.
-func (c *conn) sendRetained(m *stored) { c.sendFrame(c.b.msgFrame(c.codec, m, 0, false, true)) }
+func (c *conn) sendRetained(m *stored) {
+	c.sendFrame(c.b.msgFrame(c.codec, m, msgOpts{retained: true}))
+}
 
 // drop implements transport.
 func (c *conn) drop() { c.q.drop() }

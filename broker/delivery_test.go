@@ -219,8 +219,12 @@ func TestQueueGroupExactlyOnce(t *testing.T) {
 	wg.Wait()
 	total := pubs * per
 	for i := 0; i < total; i++ {
-		plain.expect("msg")
-		other.expect("msg")
+		if f := plain.expect("msg"); f["group"] != nil {
+			t.Fatalf("plain delivery names a group: %v", f)
+		}
+		if f := other.expect("msg"); f["group"] != "auditors" {
+			t.Fatalf("group delivery without its group: %v", f)
+		}
 	}
 	// count what the members got until every message is accounted for
 	received := map[uint64]int{}
@@ -242,6 +246,9 @@ func TestQueueGroupExactlyOnce(t *testing.T) {
 				case r := <-m.c.frames:
 					if r.f.op() != "msg" {
 						continue
+					}
+					if r.f["group"] != "workers" {
+						t.Errorf("group delivery without its group: %v", r.f)
 					}
 					v, _ := r.f.num("data")
 					m.got = append(m.got, v)

@@ -551,11 +551,11 @@ type encSink struct {
 	n       int
 }
 
-func (s *encSink) sendStored(*stored, uint64, bool, bool) {}
-func (s *encSink) sendRetained(*stored)                   {}
-func (s *encSink) drop()                                  {}
+func (s *encSink) sendStored(*stored, msgOpts) {}
+func (s *encSink) sendRetained(*stored)        {}
+func (s *encSink) drop()                       {}
 
-func (s *encSink) send(d *delivery) (pushResult, <-chan struct{}) {
+func (s *encSink) send(d *delivery, _ string) (pushResult, <-chan struct{}) {
 	if d.frames[s.codec] == nil {
 		s.encodes.Add(1)
 	}

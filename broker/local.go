@@ -178,13 +178,13 @@ func message(m *stored, redelivered, retained bool) *Message {
 }
 
 // send implements transport.
-func (s *Subscription) send(d *delivery) (pushResult, <-chan struct{}) {
+func (s *Subscription) send(d *delivery, _ string) (pushResult, <-chan struct{}) {
 	return s.enqueue(localItem{m: message(d.stored(), false, false)}, false)
 }
 
 // sendStored implements transport.
-func (s *Subscription) sendStored(m *stored, mid uint64, redelivered, retained bool) {
-	s.enqueue(localItem{m: message(m, redelivered, retained), mid: mid}, true)
+func (s *Subscription) sendStored(m *stored, o msgOpts) {
+	s.enqueue(localItem{m: message(m, o.redelivered, o.retained), mid: o.mid}, true)
 }
 
 // sendRetained implements transport.

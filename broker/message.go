@@ -84,15 +84,28 @@ func (d *delivery) frame(c protocol.Codec) []byte {
 	if f := d.frames[c]; f != nil {
 		return f
 	}
-	d.frames[c] = d.b.msgFrame(c, &stored{topic: d.topic, codec: d.codec, data: d.data}, 0, false, false)
+	d.frames[c] = d.b.msgFrame(c, &stored{topic: d.topic, codec: d.codec, data: d.data}, msgOpts{})
 	return d.frames[c]
+}
+
+// groupFrame is frame for a queue group's delivery, which names the group.
+func (d *delivery) groupFrame(c protocol.Codec, group string) []byte {
+	return d.b.msgFrame(c, &stored{topic: d.topic, codec: d.codec, data: d.data}, msgOpts{group: group})
+}
+
+// msgOpts are the per-delivery fields of a msg frame.
+type msgOpts struct {
+	mid         uint64
+	redelivered bool
+	retained    bool
+	group       string // set on deliveries to a queue group member
 }
 
 // msgFrame encodes a msg frame of m in codec c. If the data cannot be sent
 // in c (it cannot be converted, or grows past the frame limit in
 // conversion), the frame is an err telling the subscriber what was not
 // delivered, counted as dropped.
-func (b *Broker) msgFrame(c protocol.Codec, m *stored, mid uint64, redelivered, retained bool) []byte {
+func (b *Broker) msgFrame(c protocol.Codec, m *stored, o msgOpts) []byte {
 	data := m.data
 	var err error
 	if c != m.codec {
@@ -100,8 +113,8 @@ func (b *Broker) msgFrame(c protocol.Codec, m *stored, mid uint64, redelivered, 
 	}
 	limit := b.opts.MaxFrameBytes
 	if err == nil && len(data) <= limit {
-		return encodeFrame(c, &protocol.Frame{Op: protocol.OpMsg, Topic: m.topic, Data: data,
-			Mid: mid, HasMid: mid != 0, Redelivered: redelivered, Retained: retained})
+		return encodeFrame(c, &protocol.Frame{Op: protocol.OpMsg, Topic: m.topic, Data: data, Group: o.group,
+			Mid: o.mid, HasMid: o.mid != 0, Redelivered: o.redelivered, Retained: o.retained})
 	}
 	reason := fmt.Sprintf("a message on topic %q was not delivered: as %v its data is %d bytes, over the frame limit of %d", m.topic, c, len(data), limit)
 	code := protocol.CodeTooLarge

@@ -37,11 +37,11 @@ type session struct {
 type transport interface {
 	// send queues a live delivery of a plain subscription without
 	// blocking (pushFull comes with a channel to wait on).
-	send(d *delivery) (pushResult, <-chan struct{})
+	send(d *delivery, group string) (pushResult, <-chan struct{})
 	// sendStored queues a delivery that the broker keeps (retained, or of
 	// an acknowledged subscription). It is not refused for a full queue:
 	// the window and the subscription's own queue bound these.
-	sendStored(m *stored, mid uint64, redelivered, retained bool)
+	sendStored(m *stored, o msgOpts)
 	// sendRetained queues a retained message for a new plain subscription,
 	// waiting for room: the subscriber reads them at its own pace.
 	sendRetained(m *stored)
@@ -95,6 +95,7 @@ type ackState struct {
 }
 
 type inflight struct {
+	group    string
 	mid      uint64
 	m        *stored
 	retained bool
@@ -118,6 +119,13 @@ func newSession(b *Broker, id string) *session {
 	return &session{b: b, id: id, subs: make(map[string]*subscription), mids: make(map[uint64]*subscription)}
 }
 
+func (s *subscription) groupName() string {
+	if s.group == nil {
+		return ""
+	}
+	return s.group.name
+}
+
 // push delivers d to s without blocking.
 func (s *subscription) push(d *delivery) (pushResult, <-chan struct{}) {
 	if s.ack != nil {
@@ -128,7 +136,7 @@ func (s *subscription) push(d *delivery) (pushResult, <-chan struct{}) {
 			return r, nil
 		}
 	}
-	return s.t.send(d)
+	return s.t.send(d, s.groupName())
 }
 
 // pushNow delivers d to s only if s can take it at once: an acknowledged
@@ -146,7 +154,7 @@ func (s *subscription) pushStored(m *stored) (pushResult, <-chan struct{}) {
 	if s.ack != nil {
 		return s.sess.offer(s, queued{m: m, redelivered: true}, true)
 	}
-	s.t.sendStored(m, 0, true, false)
+	s.t.sendStored(m, msgOpts{redelivered: true, group: s.groupName()})
 	return pushed, nil
 }
 
@@ -198,7 +206,7 @@ func (s *subscription) activate(retained []*stored) {
 	}
 	s.emu.Lock()
 	for _, m := range s.early {
-		s.t.sendStored(m, 0, false, false)
+		s.t.sendStored(m, msgOpts{})
 	}
 	s.early, s.earlyBytes = nil, 0
 	s.primed.Store(true)
@@ -333,10 +341,10 @@ func (ss *session) offer(s *subscription, q queued, queue bool) (pushResult, <-c
 
 func (ss *session) sendNewLocked(s *subscription, q queued) {
 	ss.nextMid++
-	in := &inflight{mid: ss.nextMid, m: q.m, retained: q.retained, due: time.Now().Add(ss.b.opts.AckWait)}
+	in := &inflight{group: s.groupName(), mid: ss.nextMid, m: q.m, retained: q.retained, due: time.Now().Add(ss.b.opts.AckWait)}
 	s.ack.inflight = append(s.ack.inflight, in)
 	ss.mids[in.mid] = s
-	ss.t.sendStored(q.m, in.mid, q.redelivered, q.retained)
+	ss.t.sendStored(q.m, msgOpts{mid: in.mid, redelivered: q.redelivered, retained: q.retained, group: s.groupName()})
 }
 
 // pumpLocked moves queued messages into the window while it has room.
@@ -417,7 +425,7 @@ func (ss *session) nack(t transport, mid uint64) bool {
 func (ss *session) redeliverLocked(in *inflight) {
 	in.due = time.Now().Add(ss.b.opts.AckWait)
 	ss.b.stats.redelivered.Add(1)
-	ss.t.sendStored(in.m, in.mid, true, in.retained)
+	ss.t.sendStored(in.m, msgOpts{mid: in.mid, redelivered: true, retained: in.retained, group: in.group})
 }
 
 // redeliverDue delivers again what was not acknowledged within AckWait.
