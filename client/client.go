@@ -1,0 +1,552 @@
+package client
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	mrand "math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ferry-io/ferry/protocol"
+	"github.com/lxzan/gws"
+)
+
+// Status is the state of a Client's connection.
+type Status int32
+
+const (
+	Connecting   Status = iota // the first connection is being made
+	Connected                  // a connection is up
+	Disconnected               // the connection was lost; a reconnect follows
+	Reconnecting               // a reconnect attempt is under way
+	Closed                     // closed for good
+)
+
+func (s Status) String() string {
+	switch s {
+	case Connecting:
+		return "connecting"
+	case Connected:
+		return "connected"
+	case Disconnected:
+		return "disconnected"
+	case Reconnecting:
+		return "reconnecting"
+	case Closed:
+		return "closed"
+	}
+	return fmt.Sprintf("status(%d)", int32(s))
+}
+
+// Client is a connection to a ferry broker that reconnects by itself. Its
+// methods are safe for concurrent use.
+type Client struct {
+	url  *url.URL
+	opts Options
+
+	status atomic.Int32
+	nextID atomic.Uint64
+	out    outbox
+
+	mu      sync.Mutex
+	conn    *connection // current connection; nil while down
+	subs    map[string]*Subscription
+	waiters map[uint64]chan *protocol.Frame
+	closed  bool
+
+	stop     chan struct{} // closed by Close
+	done     chan struct{} // closed when the connection loop has ended
+	draining atomic.Bool
+	subWG    sync.WaitGroup // subscriptions' handler goroutines
+
+	// attempt times, for tests of the backoff spread
+	onAttempt func(n int)
+}
+
+// connection is one WebSocket connection of a Client.
+type connection struct {
+	c        *Client
+	ws       *gws.Conn
+	closed   chan struct{} // the read loop ended
+	err      error         // why, set before closed
+	lastRead atomic.Int64
+	kill     sync.Once
+}
+
+// Connect dials the broker at url (ws:// or wss://) and returns a client
+// that stays connected: when the connection is lost it reconnects with
+// backoff, resubscribes, and sends again what was not acknowledged. The
+// first connection must succeed within ctx.
+func Connect(ctx context.Context, rawURL string, opts ...Option) (*Client, error) {
+	var o Options
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	if err := o.setDefaults(); err != nil {
+		return nil, err
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("client: bad URL %q: %w", rawURL, err)
+	}
+	if u.Scheme != "ws" && u.Scheme != "wss" {
+		return nil, fmt.Errorf("client: bad URL %q: scheme must be ws or wss", rawURL)
+	}
+	if o.Session == "" {
+		var b [12]byte
+		_, _ = rand.Read(b[:])
+		o.Session = hex.EncodeToString(b[:])
+	}
+	q := u.Query()
+	q.Set("session", o.Session)
+	u.RawQuery = q.Encode()
+	c := &Client{
+		url:     u,
+		opts:    o,
+		subs:    make(map[string]*Subscription),
+		waiters: make(map[uint64]chan *protocol.Frame),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	c.out.init(o.BufferMessages, o.BufferBytes)
+	c.setStatus(Connecting, nil)
+	conn, err := c.dial(ctx)
+	if err != nil {
+		c.setStatus(Closed, err)
+		return nil, err
+	}
+	go c.run(conn)
+	return c, nil
+}
+
+// Status returns the current status.
+func (c *Client) Status() Status { return Status(c.status.Load()) }
+
+// Session returns the session id the client presents.
+func (c *Client) Session() string { return c.opts.Session }
+
+func (c *Client) setStatus(s Status, err error) {
+	c.status.Store(int32(s))
+	if c.opts.OnStatus != nil {
+		c.opts.OnStatus(s, err)
+	}
+}
+
+func (c *Client) reportError(err error) {
+	c.opts.Logger.Debug("client: error", "err", err)
+	if c.opts.OnError != nil {
+		c.opts.OnError(err)
+	}
+}
+
+// dial makes one connection.
+func (c *Client) dial(ctx context.Context) (*connection, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.opts.DialTimeout)
+	defer cancel()
+	host := c.url.Host
+	if c.url.Port() == "" {
+		if c.url.Scheme == "wss" {
+			host = net.JoinHostPort(c.url.Hostname(), "443")
+		} else {
+			host = net.JoinHostPort(c.url.Hostname(), "80")
+		}
+	}
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", host)
+	if err != nil {
+		return nil, err
+	}
+	if c.url.Scheme == "wss" {
+		cfg := c.opts.TLSConfig.Clone()
+		if cfg == nil {
+			cfg = &tls.Config{}
+		}
+		if cfg.ServerName == "" {
+			cfg.ServerName = c.url.Hostname()
+		}
+		tc := tls.Client(nc, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			_ = nc.Close()
+			return nil, err
+		}
+		nc = tc
+	}
+	h := http.Header{}
+	for k, v := range c.opts.Header {
+		h[k] = append([]string(nil), v...)
+	}
+	if c.opts.Token != "" {
+		h.Set("Authorization", "Bearer "+c.opts.Token)
+	}
+	h.Set("Sec-WebSocket-Protocol", c.opts.Codec.Subprotocol())
+	conn := &connection{c: c, closed: make(chan struct{})}
+	// the handshake: bounded by ctx through the deadline
+	if dl, ok := ctx.Deadline(); ok {
+		_ = nc.SetDeadline(dl)
+	}
+	ws, resp, err := gws.NewClientFromConn(conn, &gws.ClientOption{
+		Addr:               c.url.String(),
+		RequestHeader:      h,
+		ReadMaxPayloadSize: 64 << 20,
+		CheckUtf8Enabled:   true,
+		HandshakeTimeout:   c.opts.DialTimeout,
+	}, nc)
+	if err != nil {
+		_ = nc.Close()
+		if resp != nil && resp.StatusCode != 0 {
+			return nil, fmt.Errorf("client: handshake refused: %s: %w", resp.Status, err)
+		}
+		return nil, err
+	}
+	_ = nc.SetDeadline(time.Time{})
+	conn.ws = ws
+	conn.lastRead.Store(time.Now().UnixNano())
+	go conn.ws.ReadLoop()
+	return conn, nil
+}
+
+// run keeps the client connected until Close.
+func (c *Client) run(conn *connection) {
+	defer close(c.done)
+	failures := 0
+	for {
+		if conn != nil {
+			failures = 0
+			c.serve(conn)
+			conn = nil
+		}
+		select {
+		case <-c.stop:
+			return
+		default:
+		}
+		if c.opts.MaxReconnects > 0 && failures >= c.opts.MaxReconnects {
+			c.shutdown(fmt.Errorf("client: gave up after %d reconnect attempts", failures))
+			return
+		}
+		wait := c.backoff(failures)
+		t := time.NewTimer(wait)
+		select {
+		case <-c.stop:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		c.setStatus(Reconnecting, nil)
+		if c.onAttempt != nil {
+			c.onAttempt(failures)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			select {
+			case <-c.stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		var err error
+		conn, err = c.dial(ctx)
+		cancel()
+		if err != nil {
+			failures++
+			c.opts.Logger.Debug("client: reconnect failed", "attempt", failures, "err", err)
+			c.setStatus(Disconnected, err)
+		}
+	}
+}
+
+// backoff is the full-jitter wait before attempt n.
+func (c *Client) backoff(n int) time.Duration {
+	ceil := float64(c.opts.ReconnectMin) * math.Pow(c.opts.ReconnectFactor, float64(n))
+	ceil = math.Min(ceil, float64(c.opts.ReconnectMax))
+	if ceil < 1 {
+		return 0
+	}
+	return time.Duration(mrand.Int64N(int64(ceil)))
+}
+
+// serve runs one connection until it ends.
+func (c *Client) serve(conn *connection) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		conn.close(ErrClosed)
+		<-conn.closed
+		return
+	}
+	c.conn = conn
+	subs := make([]*Subscription, 0, len(c.subs))
+	for _, s := range c.subs {
+		subs = append(subs, s)
+	}
+	c.mu.Unlock()
+	c.setStatus(Connected, nil)
+
+	// resubscribe (idempotent for subscriptions the session kept)
+	for _, s := range subs {
+		id := c.nextID.Add(1)
+		conn.write(s.subFrame(c.opts.Codec, id))
+	}
+	c.out.rewind()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); c.writeLoop(conn) }()
+	go func() { defer wg.Done(); c.keepalive(conn) }()
+	<-conn.closed
+	c.out.wake()
+	wg.Wait()
+
+	c.mu.Lock()
+	c.conn = nil
+	waiters := c.waiters
+	c.waiters = make(map[uint64]chan *protocol.Frame)
+	closed := c.closed
+	c.mu.Unlock()
+	for _, ch := range waiters {
+		close(ch) // requests on this connection end without a reply
+	}
+	if !closed {
+		c.setStatus(Disconnected, conn.err)
+	}
+}
+
+// writeLoop sends buffered publishes on conn, in order.
+func (c *Client) writeLoop(conn *connection) {
+	for {
+		rec := c.out.nextUnsent(conn.closed)
+		if rec == nil {
+			return
+		}
+		if err := conn.write(rec.frame); err != nil {
+			return
+		}
+		if rec.id == 0 {
+			c.out.complete(rec, nil) // fire and forget: done once written
+		}
+	}
+}
+
+// keepalive pings the broker and replaces a connection that went silent.
+func (c *Client) keepalive(conn *connection) {
+	t := time.NewTicker(c.opts.PingInterval / 2)
+	defer t.Stop()
+	lastPing := time.Now()
+	for {
+		select {
+		case <-conn.closed:
+			return
+		case now := <-t.C:
+			silent := now.Sub(time.Unix(0, conn.lastRead.Load()))
+			if silent > c.opts.PingInterval+c.opts.PingTimeout {
+				conn.close(fmt.Errorf("%w: nothing from the broker for %v", ErrTimeout, silent.Round(time.Millisecond)))
+				return
+			}
+			if now.Sub(lastPing) >= c.opts.PingInterval || silent >= c.opts.PingInterval {
+				lastPing = now
+				f := protocol.Append(c.opts.Codec, nil, &protocol.Frame{Op: protocol.OpPing})
+				// async: a write stuck on a dead link must not stop the check
+				conn.ws.WriteAsync(opcodeOf(c.opts.Codec), f, nil)
+			}
+		}
+	}
+}
+
+func opcodeOf(codec protocol.Codec) gws.Opcode {
+	if codec == protocol.Msgpack {
+		return gws.OpcodeBinary
+	}
+	return gws.OpcodeText
+}
+
+// write sends one frame; a failure ends the connection.
+func (conn *connection) write(frame []byte) error {
+	err := conn.ws.WriteMessage(opcodeOf(conn.c.opts.Codec), frame)
+	if err != nil {
+		conn.close(err)
+	}
+	return err
+}
+
+// close ends the connection with a reason.
+func (conn *connection) close(err error) {
+	conn.kill.Do(func() {
+		conn.err = err
+		_ = conn.ws.NetConn().Close()
+	})
+}
+
+// gws.Event
+func (conn *connection) OnOpen(*gws.Conn) {}
+func (conn *connection) OnClose(_ *gws.Conn, err error) {
+	conn.kill.Do(func() { conn.err = err })
+	var ce *gws.CloseError
+	if errors.As(err, &ce) && conn.err == err {
+		conn.err = fmt.Errorf("client: closed by the broker: %d %s", ce.Code, ce.Reason)
+	}
+	close(conn.closed)
+}
+func (conn *connection) OnPing(socket *gws.Conn, p []byte) {
+	conn.lastRead.Store(time.Now().UnixNano())
+	socket.WriteAsync(gws.OpcodePong, p, nil)
+}
+func (conn *connection) OnPong(*gws.Conn, []byte) { conn.lastRead.Store(time.Now().UnixNano()) }
+func (conn *connection) OnMessage(_ *gws.Conn, m *gws.Message) {
+	defer m.Close()
+	conn.lastRead.Store(time.Now().UnixNano())
+	codec := protocol.JSON
+	if m.Opcode == gws.OpcodeBinary {
+		codec = protocol.Msgpack
+	}
+	var f protocol.Frame
+	if err := protocol.DecodeAny(codec, m.Bytes(), &f); err != nil {
+		conn.c.reportError(fmt.Errorf("client: undecodable frame from the broker: %s", err.Reason))
+		return
+	}
+	conn.c.handleFrame(codec, &f)
+}
+
+// handleFrame dispatches a frame from the broker.
+func (c *Client) handleFrame(codec protocol.Codec, f *protocol.Frame) {
+	switch f.Op {
+	case protocol.OpMsg:
+		c.dispatch(codec, f)
+	case protocol.OpAck, protocol.OpErr, protocol.OpPong:
+		if !f.HasID {
+			if f.Op == protocol.OpErr {
+				c.reportError(&Error{Code: f.Code, Reason: f.Reason})
+			}
+			return
+		}
+		if c.out.reply(f) {
+			return
+		}
+		c.mu.Lock()
+		ch := c.waiters[f.ID]
+		delete(c.waiters, f.ID)
+		c.mu.Unlock()
+		if ch != nil {
+			cp := *f
+			cp.Data = nil
+			ch <- &cp
+		}
+	case protocol.OpSession:
+		c.opts.Logger.Debug("client: session", "id", f.Session, "resumed", f.Resumed)
+	}
+}
+
+// request sends a frame with an id on the current connection and waits
+// for the reply. It returns (nil, nil) when the connection ended first.
+func (c *Client) request(ctx context.Context, frame func(id uint64) []byte) (*protocol.Frame, error) {
+	id := c.nextID.Add(1)
+	ch := make(chan *protocol.Frame, 1)
+	c.mu.Lock()
+	conn := c.conn
+	if conn == nil || c.closed {
+		c.mu.Unlock()
+		return nil, nil
+	}
+	c.waiters[id] = ch
+	c.mu.Unlock()
+	if err := conn.write(frame(id)); err != nil {
+		return nil, nil
+	}
+	select {
+	case f, ok := <-ch:
+		if !ok {
+			return nil, nil
+		}
+		if f.Op == protocol.OpErr {
+			return f, &Error{Code: f.Code, Reason: f.Reason}
+		}
+		return f, nil
+	case <-ctx.Done():
+		c.mu.Lock()
+		delete(c.waiters, id)
+		c.mu.Unlock()
+		return nil, ctx.Err()
+	}
+}
+
+// send writes a control frame on the current connection.
+func (c *Client) send(frame []byte) error {
+	c.mu.Lock()
+	conn := c.conn
+	c.mu.Unlock()
+	if conn == nil {
+		return ErrNotConnected
+	}
+	return conn.write(frame)
+}
+
+// Close closes the client at once: the connection, the subscriptions, and
+// every publish still buffered, which fails with ErrClosed.
+func (c *Client) Close() error {
+	c.shutdown(ErrClosed)
+	<-c.done
+	c.subWG.Wait()
+	return nil
+}
+
+func (c *Client) shutdown(reason error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	conn := c.conn
+	subs := make([]*Subscription, 0, len(c.subs))
+	for _, s := range c.subs {
+		subs = append(subs, s)
+	}
+	c.subs = make(map[string]*Subscription)
+	c.mu.Unlock()
+	close(c.stop)
+	if conn != nil {
+		_ = conn.ws.NetConn().SetWriteDeadline(time.Now().Add(time.Second))
+		_ = conn.ws.WriteClose(1000, nil)
+		conn.close(ErrClosed)
+	}
+	c.out.fail(ErrClosed)
+	for _, s := range subs {
+		s.stop()
+	}
+	c.setStatus(Closed, reason)
+}
+
+// Drain stops receiving (unsubscribing everything), lets the handlers
+// finish what they hold, waits until every buffered publish was
+// acknowledged, then closes. ctx bounds the wait; the client is closed
+// either way.
+func (c *Client) Drain(ctx context.Context) error {
+	c.draining.Store(true)
+	defer c.Close()
+	c.mu.Lock()
+	subs := make([]*Subscription, 0, len(c.subs))
+	for _, s := range c.subs {
+		subs = append(subs, s)
+	}
+	c.mu.Unlock()
+	for _, s := range subs {
+		_ = s.unsubscribe(ctx, true)
+	}
+	for _, s := range subs {
+		select {
+		case <-s.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return c.out.waitEmpty(ctx)
+}

@@ -1,0 +1,16 @@
+// Package client is the Go client of the ferry broker.
+//
+// A Client stays connected: when its connection is lost it reconnects with
+// exponential backoff and full jitter, subscribes again, and resumes its
+// session so that acknowledged subscriptions lose nothing. Publishes wait
+// in a bounded buffer while disconnected and are sent again after a
+// reconnect until the broker acknowledges them (at-least-once). Each
+// subscription's handler runs on its own goroutine, in order, with its
+// queue bounded in messages and bytes; acknowledged subscriptions ack only
+// when the handler is done, so a slow handler slows the flow down to the
+// publisher instead of losing messages.
+//
+// Every method of Client, Subscription and Message is safe for concurrent
+// use. Callbacks (OnStatus, OnError, PublishCallback) run on the client's
+// goroutines and must not block.
+package client

@@ -1,0 +1,205 @@
+package client
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/ferry-io/ferry/protocol"
+)
+
+// Defaults for Options.
+const (
+	DefaultDialTimeout     = 5 * time.Second
+	DefaultReconnectMin    = 250 * time.Millisecond
+	DefaultReconnectMax    = 10 * time.Second
+	DefaultReconnectFactor = 2.0
+	DefaultPingInterval    = 10 * time.Second
+	DefaultPingTimeout     = 5 * time.Second
+	DefaultBufferMessages  = 1000
+	DefaultBufferBytes     = 1 << 20
+	DefaultPendingMessages = 1000
+	DefaultPendingBytes    = 8 << 20
+)
+
+// Options configure a Client. Connect starts from the defaults and applies
+// each Option in turn; a zero field means its default.
+type Options struct {
+	// Codec of the frames the client sends and asks the broker for.
+	// Default JSON.
+	Codec protocol.Codec
+	// Header is sent with the WebSocket handshake (authentication headers,
+	// for example). Token, if set, adds "Authorization: Bearer <Token>".
+	Header http.Header
+	Token  string
+	// TLSConfig is used for wss:// URLs. Default: the system's roots.
+	TLSConfig *tls.Config
+	// DialTimeout bounds each connection attempt. Default 5 s.
+	DialTimeout time.Duration
+	// Session is the session id the client presents, so that the broker
+	// keeps its acknowledged subscriptions across reconnects. Default: a
+	// random id per Client. Give a stable id (a device id) to resume after
+	// the process restarts too.
+	Session string
+	// ReconnectMin, ReconnectMax and ReconnectFactor shape the exponential
+	// backoff between attempts, with full jitter: attempt n waits a random
+	// time between 0 and min(ReconnectMax, ReconnectMin·Factorⁿ). Defaults
+	// 250 ms, 10 s, 2.
+	ReconnectMin    time.Duration
+	ReconnectMax    time.Duration
+	ReconnectFactor float64
+	// MaxReconnects bounds consecutive failed attempts before the client
+	// gives up and closes. Default (0): forever.
+	MaxReconnects int
+	// PingInterval is how often the client checks that the connection is
+	// alive with a ping; a connection from which nothing arrived for
+	// PingInterval+PingTimeout is replaced. Defaults 10 s and 5 s.
+	PingInterval time.Duration
+	PingTimeout  time.Duration
+	// BufferMessages and BufferBytes bound the publishes held by the
+	// client: not yet sent (also while disconnected), or sent and waiting
+	// for the broker's ack. Defaults 1000 and 1 MiB.
+	BufferMessages int
+	BufferBytes    int
+	// FailFast makes publishing fail with ErrBufferFull when the buffer is
+	// full, instead of waiting for room.
+	FailFast bool
+	// PendingMessages and PendingBytes bound each subscription's messages
+	// waiting for its handler. Defaults 1000 and 8 MiB.
+	PendingMessages int
+	PendingBytes    int
+	// OnStatus is called on every status change, with the reason of a
+	// disconnection. It must not block.
+	OnStatus func(s Status, err error)
+	// OnError receives errors that belong to no call: ErrSlowConsumer from
+	// a subscription that dropped messages, err frames of the broker
+	// without an id. It must not block.
+	OnError func(err error)
+	// Logger receives the client's logs. Default: discarded.
+	Logger *slog.Logger
+}
+
+// Option changes Options.
+type Option func(*Options) error
+
+// WithCodec sets the codec (JSON or msgpack).
+func WithCodec(c protocol.Codec) Option {
+	return func(o *Options) error {
+		if c != protocol.JSON && c != protocol.Msgpack {
+			return fmt.Errorf("client: unknown codec %v", c)
+		}
+		o.Codec = c
+		return nil
+	}
+}
+
+// WithHeader adds a header to the WebSocket handshake.
+func WithHeader(key, value string) Option {
+	return func(o *Options) error {
+		if o.Header == nil {
+			o.Header = http.Header{}
+		}
+		o.Header.Add(key, value)
+		return nil
+	}
+}
+
+// WithToken sends "Authorization: Bearer token" with the handshake.
+func WithToken(token string) Option { return func(o *Options) error { o.Token = token; return nil } }
+
+// WithTLS sets the TLS configuration for wss:// URLs.
+func WithTLS(cfg *tls.Config) Option { return func(o *Options) error { o.TLSConfig = cfg; return nil } }
+
+// WithDialTimeout bounds each connection attempt.
+func WithDialTimeout(d time.Duration) Option {
+	return func(o *Options) error { o.DialTimeout = d; return nil }
+}
+
+// WithSession sets the session id.
+func WithSession(id string) Option { return func(o *Options) error { o.Session = id; return nil } }
+
+// WithReconnect sets the backoff between reconnect attempts.
+func WithReconnect(min, max time.Duration, factor float64) Option {
+	return func(o *Options) error {
+		o.ReconnectMin, o.ReconnectMax, o.ReconnectFactor = min, max, factor
+		return nil
+	}
+}
+
+// WithMaxReconnects gives up after n consecutive failed attempts.
+func WithMaxReconnects(n int) Option {
+	return func(o *Options) error { o.MaxReconnects = n; return nil }
+}
+
+// WithPing sets the keepalive interval and timeout.
+func WithPing(interval, timeout time.Duration) Option {
+	return func(o *Options) error { o.PingInterval, o.PingTimeout = interval, timeout; return nil }
+}
+
+// WithPublishBuffer bounds the publish buffer.
+func WithPublishBuffer(messages, bytes int) Option {
+	return func(o *Options) error { o.BufferMessages, o.BufferBytes = messages, bytes; return nil }
+}
+
+// WithFailFast makes publishing fail with ErrBufferFull instead of waiting.
+func WithFailFast() Option { return func(o *Options) error { o.FailFast = true; return nil } }
+
+// WithPending bounds each subscription's pending messages.
+func WithPending(messages, bytes int) Option {
+	return func(o *Options) error { o.PendingMessages, o.PendingBytes = messages, bytes; return nil }
+}
+
+// OnStatus sets the status callback.
+func OnStatus(f func(Status, error)) Option {
+	return func(o *Options) error { o.OnStatus = f; return nil }
+}
+
+// OnError sets the callback for errors that belong to no call.
+func OnError(f func(error)) Option { return func(o *Options) error { o.OnError = f; return nil } }
+
+// WithLogger sets the logger.
+func WithLogger(l *slog.Logger) Option { return func(o *Options) error { o.Logger = l; return nil } }
+
+func (o *Options) setDefaults() error {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defDur(&o.DialTimeout, DefaultDialTimeout)
+	defDur(&o.ReconnectMin, DefaultReconnectMin)
+	defDur(&o.ReconnectMax, DefaultReconnectMax)
+	defDur(&o.PingInterval, DefaultPingInterval)
+	defDur(&o.PingTimeout, DefaultPingTimeout)
+	def(&o.BufferMessages, DefaultBufferMessages)
+	def(&o.BufferBytes, DefaultBufferBytes)
+	def(&o.PendingMessages, DefaultPendingMessages)
+	def(&o.PendingBytes, DefaultPendingBytes)
+	if o.ReconnectFactor == 0 {
+		o.ReconnectFactor = DefaultReconnectFactor
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	switch {
+	case o.ReconnectMin < 0 || o.ReconnectMax < o.ReconnectMin:
+		return errors.New("client: ReconnectMax must be at least ReconnectMin, both positive")
+	case o.ReconnectFactor < 1:
+		return fmt.Errorf("client: ReconnectFactor is %v: must be at least 1", o.ReconnectFactor)
+	case o.BufferMessages < 1 || o.BufferBytes < 1:
+		return errors.New("client: BufferMessages and BufferBytes must be positive")
+	case o.PendingMessages < 1 || o.PendingBytes < 1:
+		return errors.New("client: PendingMessages and PendingBytes must be positive")
+	case o.PingInterval < 0 || o.PingTimeout < 0:
+		return errors.New("client: PingInterval and PingTimeout must be positive")
+	}
+	return nil
+}

@@ -1,0 +1,323 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+
+	"github.com/ferry-io/ferry/protocol"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Message is a message delivered to a subscription.
+type Message struct {
+	Topic string
+	// Data is the message's value encoded in Codec (the client's codec).
+	Data  []byte
+	Codec protocol.Codec
+	// Group is set on deliveries to a queue group subscription.
+	Group string
+	// Redelivered: an acknowledged subscription's message that may have
+	// been delivered before. Retained: the topic's retained message, sent
+	// when the subscription started.
+	Redelivered bool
+	Retained    bool
+	// Mid identifies the delivery of an acknowledged subscription (0
+	// otherwise).
+	Mid uint64
+
+	c       *Client
+	settled atomic.Bool
+}
+
+// Decode unmarshals Data into v with the codec's library.
+func (m *Message) Decode(v any) error {
+	if m.Codec == protocol.Msgpack {
+		return msgpack.Unmarshal(m.Data, v)
+	}
+	return json.Unmarshal(m.Data, v)
+}
+
+// Ack acknowledges the message of an acknowledged subscription. Only the
+// first Ack or Nack of a message is sent. Without a connection it returns
+// ErrNotConnected: the broker delivers the message again later.
+func (m *Message) Ack() error { return m.settle(protocol.OpAck) }
+
+// Nack asks the broker to deliver the message again at once.
+func (m *Message) Nack() error { return m.settle(protocol.OpNack) }
+
+func (m *Message) settle(op string) error {
+	if m.Mid == 0 {
+		return ErrNotAckable
+	}
+	if !m.settled.CompareAndSwap(false, true) {
+		return nil
+	}
+	err := m.c.send(protocol.Append(m.c.opts.Codec, nil, &protocol.Frame{Op: op, Mid: m.Mid, HasMid: true}))
+	if err != nil {
+		m.settled.Store(false)
+	}
+	return err
+}
+
+// Handler handles messages of a subscription, one at a time, in order, on
+// the subscription's own goroutine.
+type Handler func(m *Message) error
+
+// SubOption configures a subscription.
+type SubOption func(*Subscription)
+
+// Group makes the subscription a member of a queue group.
+func Group(name string) SubOption { return func(s *Subscription) { s.group = name } }
+
+// AckMode makes the subscription acknowledged (at-least-once) with at most
+// inflight unacknowledged messages (0: the broker's default, 32). A
+// message is acknowledged when the handler returns nil; with an error it is
+// left unacknowledged and the broker delivers it again after its ack wait.
+func AckMode(inflight int) SubOption {
+	return func(s *Subscription) { s.ack, s.inflight, s.autoAck = true, inflight, true }
+}
+
+// ManualAck, with AckMode, leaves acknowledging to the handler (Message.Ack
+// and Nack).
+func ManualAck() SubOption { return func(s *Subscription) { s.autoAck = false } }
+
+// Subscription is a subscription of a Client. It survives reconnects.
+type Subscription struct {
+	c        *Client
+	filter   string
+	group    string
+	ack      bool
+	inflight int
+	autoAck  bool
+	handler  Handler
+
+	mu       sync.Mutex
+	queue    []*Message
+	bytes    int
+	stopped  bool
+	dropped  uint64 // since the last report
+	total    uint64
+	ready    chan struct{}
+	done     chan struct{} // the handler goroutine ended
+	stopOnce sync.Once
+}
+
+func (s *Subscription) key() string { return s.filter + "\x00" + s.group }
+
+// Filter returns the subscription's filter.
+func (s *Subscription) Filter() string { return s.filter }
+
+// Dropped returns how many messages the subscription dropped because its
+// handler fell behind (acknowledged subscriptions: delivered again later).
+func (s *Subscription) Dropped() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.total
+}
+
+// Pending returns the messages and bytes waiting for the handler.
+func (s *Subscription) Pending() (messages, bytes int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queue), s.bytes
+}
+
+func (s *Subscription) subFrame(c protocol.Codec, id uint64) []byte {
+	f := protocol.Frame{Op: protocol.OpSub, Topic: s.filter, Group: s.group, Ack: s.ack, ID: id, HasID: true}
+	if s.ack && s.inflight > 0 {
+		f.Inflight, f.HasInflight = uint64(s.inflight), true
+	}
+	return protocol.Append(c, nil, &f)
+}
+
+// Subscribe subscribes handler to filter. When connected it waits (within
+// ctx) for the broker's answer and returns its error, if any; while
+// disconnected it returns at once and the subscription is made when the
+// connection is back. Subscribing the same filter and group twice is an
+// error.
+func (c *Client) Subscribe(ctx context.Context, filter string, handler Handler, opts ...SubOption) (*Subscription, error) {
+	if err := c.checkOpen(); err != nil {
+		return nil, err
+	}
+	if err := protocol.ValidateFilter(filter, 0); err != nil {
+		return nil, &Error{Code: err.Code, Reason: err.Reason}
+	}
+	s := &Subscription{c: c, filter: filter, handler: handler, ready: make(chan struct{}, 1), done: make(chan struct{})}
+	for _, o := range opts {
+		o(s)
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if c.subs[s.key()] != nil {
+		c.mu.Unlock()
+		return nil, &Error{Code: protocol.CodeBadFrame, Reason: "already subscribed to " + filter}
+	}
+	c.subs[s.key()] = s
+	c.subWG.Add(1)
+	c.mu.Unlock()
+	go s.run()
+	_, err := c.request(ctx, func(id uint64) []byte { return s.subFrame(c.opts.Codec, id) })
+	if err != nil {
+		s.drop()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Unsubscribe ends the subscription; messages already queued for the
+// handler are discarded.
+func (s *Subscription) Unsubscribe(ctx context.Context) error { return s.unsubscribe(ctx, false) }
+
+// unsubscribe tells the broker, then stops the subscription; with drain
+// the handler finishes the queued messages first.
+func (s *Subscription) unsubscribe(ctx context.Context, drain bool) error {
+	c := s.c
+	c.mu.Lock()
+	if c.subs[s.key()] == s {
+		delete(c.subs, s.key())
+	}
+	c.mu.Unlock()
+	f := protocol.Frame{Op: protocol.OpUnsub, Topic: s.filter, Group: s.group}
+	_, err := c.request(ctx, func(id uint64) []byte {
+		f.ID, f.HasID = id, true
+		return protocol.Append(c.opts.Codec, nil, &f)
+	})
+	if drain {
+		s.finish()
+	} else {
+		s.stop()
+	}
+	return err
+}
+
+// drop removes a subscription the broker refused.
+func (s *Subscription) drop() {
+	c := s.c
+	c.mu.Lock()
+	if c.subs[s.key()] == s {
+		delete(c.subs, s.key())
+	}
+	c.mu.Unlock()
+	s.stop()
+}
+
+// stop ends the handler goroutine, discarding the queue.
+func (s *Subscription) stop() {
+	s.mu.Lock()
+	s.stopped = true
+	s.queue, s.bytes = nil, 0
+	s.mu.Unlock()
+	s.stopOnce.Do(func() { close(s.ready) })
+}
+
+// finish ends the handler goroutine after the queued messages.
+func (s *Subscription) finish() { s.stopOnce.Do(func() { close(s.ready) }) }
+
+// enqueue hands m to the handler goroutine, dropping it when the pending
+// bounds are reached.
+func (s *Subscription) enqueue(m *Message) {
+	o := s.c.opts
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		return
+	}
+	size := len(m.Data) + len(m.Topic) + 64
+	if len(s.queue) > 0 && (len(s.queue) >= o.PendingMessages || s.bytes+size > o.PendingBytes) {
+		s.dropped++
+		s.total++
+		first := s.dropped == 1
+		s.mu.Unlock()
+		if first {
+			// reported once per episode; the count arrives with the next report
+			s.c.reportError(&SlowConsumerError{Filter: s.filter, Group: s.group, Dropped: 1})
+		}
+		return
+	}
+	var report uint64
+	if s.dropped > 1 {
+		report = s.dropped - 1
+	}
+	s.dropped = 0
+	s.queue = append(s.queue, m)
+	s.bytes += size
+	s.mu.Unlock()
+	if report > 0 {
+		s.c.reportError(&SlowConsumerError{Filter: s.filter, Group: s.group, Dropped: report})
+	}
+	select {
+	case s.ready <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Subscription) run() {
+	defer s.c.subWG.Done()
+	defer close(s.done)
+	for {
+		s.mu.Lock()
+		if len(s.queue) == 0 {
+			s.queue = nil
+			s.mu.Unlock()
+			if _, ok := <-s.ready; !ok {
+				s.mu.Lock()
+				empty := len(s.queue) == 0
+				s.mu.Unlock()
+				if empty {
+					return
+				}
+			}
+			continue
+		}
+		m := s.queue[0]
+		s.queue[0] = nil
+		s.queue = s.queue[1:]
+		s.bytes -= len(m.Data) + len(m.Topic) + 64
+		s.mu.Unlock()
+		err := s.call(m)
+		if m.Mid != 0 && s.autoAck && err == nil {
+			_ = m.Ack()
+		}
+	}
+}
+
+func (s *Subscription) call(m *Message) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.c.opts.Logger.Error("client: panic in handler", "filter", s.filter, "panic", r, "stack", string(debug.Stack()))
+			err = errPanic
+		}
+	}()
+	return s.handler(m)
+}
+
+var errPanic = &Error{Code: protocol.CodeInternal, Reason: "handler panicked"}
+
+// dispatch gives a msg frame to the subscriptions it is for: the group's
+// subscription for a group delivery, else every plain or acknowledged
+// subscription whose filter matches.
+func (c *Client) dispatch(codec protocol.Codec, f *protocol.Frame) {
+	data := append([]byte(nil), f.Data...)
+	m := &Message{Topic: f.Topic, Data: data, Codec: codec, Group: f.Group,
+		Redelivered: f.Redelivered, Retained: f.Retained, Mid: f.Mid, c: c}
+	c.mu.Lock()
+	var targets []*Subscription
+	for _, s := range c.subs {
+		if s.group == f.Group && protocol.Match(s.filter, f.Topic) {
+			targets = append(targets, s)
+			if f.Group != "" {
+				break
+			}
+		}
+	}
+	c.mu.Unlock()
+	for _, s := range targets {
+		s.enqueue(m)
+	}
+}
