@@ -30,6 +30,7 @@ type Broker struct {
 	// upgraders[1+codec] echoes that codec's subprotocol.
 	upgraders [1 + protocol.NumCodecs]*gws.Upgrader
 
+	handling sync.RWMutex // read-held while a connection handles a frame
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
 	locals   map[*Subscription]struct{}
@@ -412,7 +413,17 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 		ss.mu.Unlock()
 	}
 
-	for _, c := range b.snapshotConns() {
+	// no frame is handled from now on (b.closed); wait for those being
+	// handled, so that every publish acknowledged so far is in the queues
+	b.handling.Lock()
+	b.handling.Unlock()
+	conns := b.snapshotConns()
+	for _, c := range conns {
+		// what acknowledged subscriptions still queue is sent now, beyond
+		// their windows: the broker cannot keep it
+		if c.sess != nil {
+			c.sess.flush(c)
+		}
 		c.closeWith(protocol.CloseGoingAway, "broker shutting down", false)
 	}
 	for _, s := range locals {

@@ -236,7 +236,11 @@ func (h handler) OnMessage(socket *gws.Conn, msg *gws.Message) {
 	c := connOf(socket)
 	defer msg.Close()
 	defer h.b.recoverPanic(c, "message")
-	if c.closing.Load() {
+	// Shutdown waits for frames being handled (handling's write lock)
+	// after it stopped connections from handling new ones
+	h.b.handling.RLock()
+	defer h.b.handling.RUnlock()
+	if c.closing.Load() || h.b.isClosed() {
 		return // closing: what the client sends now is ignored
 	}
 	c.touch()

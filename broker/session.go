@@ -569,6 +569,25 @@ func (ss *session) endLocked() {
 	}
 }
 
+// flush sends every queued message of the acknowledged subscriptions to t
+// at once, ignoring the windows: the broker is shutting down.
+func (ss *session) flush(t transport) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.t != t {
+		return
+	}
+	for _, s := range ss.subs {
+		if s.ack == nil {
+			continue
+		}
+		for _, q := range s.ack.pending {
+			ss.sendNewLocked(s, q)
+		}
+		s.ack.pending, s.ack.pendingBytes = nil, 0
+	}
+}
+
 // queuedMessages counts what the session holds in acknowledged queues and
 // windows (for tests and stats).
 func (ss *session) queuedMessages() (pending, inflight int) {
