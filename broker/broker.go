@@ -157,13 +157,14 @@ func (b *Broker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c := connOf(socket)
 	c.init(b, socket, lc, codec, r.RemoteAddr)
+	b.attachSession(c, sessionID) // before addConn: Shutdown reads c.sess
 	if !b.addConn(c) {
+		c.sess.detach(c)
 		c.closeWith(protocol.CloseGoingAway, "broker shutting down", false)
 		c.q.writers.Wait()
 		_ = lc.Close()
 		return
 	}
-	b.attachSession(c, sessionID)
 	go func() {
 		defer b.connWG.Done()
 		socket.ReadLoop()

@@ -92,13 +92,13 @@ func (c *conn) sendRetained(m *stored) {
 }
 
 // drop implements transport.
-func (c *conn) drop() { c.q.drop() }
+func (c *conn) drop(n uint64) { c.q.drop(n) }
 
 // overflow applies the slow-consumer policy after a push found the queue
 // full for longer than the stall allowed.
 func (c *conn) overflow() {
 	if c.b.opts.SlowConsumer == Drop {
-		c.q.drop()
+		c.q.drop(1)
 		c.b.stats.dropped.Add(1)
 		return
 	}
@@ -304,7 +304,7 @@ func (c *conn) subscribe(f *protocol.Frame) *protocol.Error {
 		return err
 	}
 	window := DefaultInflight
-	if f.HasInflight {
+	if f.HasInflight && f.Ack {
 		if f.Inflight < 1 || f.Inflight > uint64(o.MaxInflight) {
 			return protocol.Errorf(protocol.CodeBadFrame, "sub: inflight %d is out of range: 1 to %d", f.Inflight, o.MaxInflight)
 		}

@@ -689,3 +689,38 @@ func TestSlowAckConsumerSlowsPublisher(t *testing.T) {
 		t.Fatalf("dropped %d", st.Dropped)
 	}
 }
+
+func TestResubscribeOtherKindRefused(t *testing.T) {
+	_, url := startBroker(t, broker.Options{})
+	c := dial(t, url)
+	c.mustAck(map[string]any{"op": "sub", "topic": "k"})
+	f := c.request(map[string]any{"op": "sub", "topic": "k", "ack": true}, 2)
+	if f["code"] != "bad_frame" || !strings.Contains(f["reason"].(string), "unsubscribe first") {
+		t.Fatalf("got %v", f)
+	}
+	c.mustAck(map[string]any{"op": "sub", "topic": "k", "inflight": 0}) // inflight ignored without ack
+}
+
+func TestDropsWhileAwayReportedOnResume(t *testing.T) {
+	b, url := startBroker(t, broker.Options{AckQueue: 5, AckStall: -1})
+	surl := url + "?session=away"
+	c := dial(t, surl)
+	c.expect("session")
+	c.mustAck(map[string]any{"op": "sub", "topic": "a", "ack": true, "inflight": 1})
+	_ = c.conn.NetConn().Close()
+	eventually(t, "disconnected", func() bool { return b.Stats().Connections == 0 })
+	for i := 0; i < 10; i++ { // 1 in flight... none: detached, so 5 queued, 5 dropped
+		if err := b.Publish(context.Background(), broker.Message{Topic: "a", Data: []byte(fmt.Sprint(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c2 := dial(t, surl)
+	c2.expect("session")
+	f := c2.expectErr("overflow")
+	if n, _ := f.num("dropped"); n != 5 {
+		t.Fatalf("overflow %v", f)
+	}
+	if f := c2.expect("msg"); f["data"] != float64(0) {
+		t.Fatalf("first queued message %v", f)
+	}
+}

@@ -553,7 +553,7 @@ type encSink struct {
 
 func (s *encSink) sendStored(*stored, msgOpts) {}
 func (s *encSink) sendRetained(*stored)        {}
-func (s *encSink) drop()                       {}
+func (s *encSink) drop(uint64)                 {}
 
 func (s *encSink) send(d *delivery, _ string) (pushResult, <-chan struct{}) {
 	if d.frames[s.codec] == nil {

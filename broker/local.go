@@ -213,9 +213,9 @@ func (s *Subscription) overflow() {
 }
 
 // drop implements transport.
-func (s *Subscription) drop() {
+func (s *Subscription) drop(n uint64) {
 	s.mu.Lock()
-	s.dropped++
+	s.dropped += n
 	s.mu.Unlock()
 }
 

@@ -112,12 +112,12 @@ func (q *outQueue) reportDropsLocked() {
 	}
 }
 
-// drop counts one message dropped for a full queue. The report goes out
+// drop counts n messages dropped for a full queue. The report goes out
 // before the next frame, or when the writer has drained the queue.
-func (q *outQueue) drop() {
+func (q *outQueue) drop(n uint64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.dropped++
+	q.dropped += n
 	q.overflowing = true
 	if !q.running && !q.closed && q.closeF == nil {
 		// the writer drained the queue meanwhile: report now

@@ -29,7 +29,8 @@ type session struct {
 	nextMid uint64
 	expire  *time.Timer
 	ended   bool
-	acks    int // acknowledged subscriptions, for the redelivery scan
+	away    uint64 // messages dropped while disconnected, reported on resume
+	acks    int    // acknowledged subscriptions, for the redelivery scan
 }
 
 // transport is what a session delivers through: a WebSocket connection or
@@ -47,8 +48,8 @@ type transport interface {
 	sendRetained(m *stored)
 	// overflow applies the slow-consumer policy for a full queue.
 	overflow()
-	// drop counts a message dropped for this transport and reports it.
-	drop()
+	// drop counts n messages dropped for this transport and reports them.
+	drop(n uint64)
 }
 
 // stored is a message the broker keeps beyond one publish. Immutable.
@@ -225,6 +226,14 @@ func (ss *session) subscribe(t transport, filter, group string, ack bool, window
 		return nil, false, nil, protocol.Errorf(protocol.CodeInternal, "sub: the connection is closing")
 	}
 	if s := ss.subs[key]; s != nil {
+		if (s.ack != nil) != ack {
+			kind := map[bool]string{true: "an acknowledged", false: "a plain"}[s.ack != nil]
+			return nil, false, nil, protocol.Errorf(protocol.CodeBadFrame, "sub: already %s subscription to %q; unsubscribe first to change its kind", kind, filter)
+		}
+		if s.ack != nil {
+			s.ack.window = window
+			ss.pumpLocked(s)
+		}
 		return s, true, nil, nil
 	}
 	if max := b.opts.MaxSubscriptions; max > 0 && len(ss.subs) >= max {
@@ -376,6 +385,9 @@ func (ss *session) ackOverflow(s *subscription) {
 	ss.mu.Lock()
 	s.ack.overflowing = true
 	t := ss.t
+	if t == nil {
+		ss.away++ // reported when the session is resumed
+	}
 	ss.mu.Unlock()
 	ss.b.stats.dropped.Add(1)
 	if t == nil {
@@ -384,7 +396,7 @@ func (ss *session) ackOverflow(s *subscription) {
 	if ss.b.opts.SlowConsumer == Disconnect {
 		t.overflow()
 	} else {
-		t.drop()
+		t.drop(1)
 	}
 }
 
@@ -490,6 +502,10 @@ func (ss *session) attach(t transport, first func(resumed bool)) (old transport,
 		first(len(ss.subs) > 0)
 	}
 	ss.t = t
+	if ss.away > 0 {
+		t.drop(ss.away) // an overflow report comes first
+		ss.away = 0
+	}
 	for _, s := range ss.subs {
 		if s.ack == nil {
 			continue

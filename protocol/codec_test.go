@@ -1043,3 +1043,16 @@ func TestAppendMsgpackNumbers(t *testing.T) {
 		}
 	}
 }
+
+func TestSessionFrameRoundTrip(t *testing.T) {
+	for _, c := range []protocol.Codec{protocol.JSON, protocol.Msgpack} {
+		in := protocol.Frame{Op: protocol.OpSession, Session: "dev-17", Resumed: true}
+		var out protocol.Frame
+		if err := protocol.DecodeAny(c, protocol.Append(c, nil, &in), &out); err != nil {
+			t.Fatalf("%v: %v", c, err)
+		}
+		if out.Op != in.Op || out.Session != in.Session || out.Resumed != in.Resumed {
+			t.Fatalf("%v: got %+v", c, out)
+		}
+	}
+}

@@ -120,6 +120,10 @@ func knownKey(b []byte) string {
 	switch string(b) {
 	case "op":
 		return "op"
+	case "session":
+		return "session"
+	case "resumed":
+		return "resumed"
 	case "topic":
 		return "topic"
 	case "group":
