@@ -285,6 +285,8 @@ func (c *conn) handle(codec protocol.Codec, b []byte) {
 		return
 	}
 	switch {
+	case err == errShuttingDown:
+		// no reply: the client sends the publish again after reconnecting
 	case err != nil:
 		if err.Code == protocol.CodeBadFrame || err.Code == protocol.CodeBadTopic {
 			c.b.stats.badFrames.Add(1)

@@ -77,7 +77,9 @@ func (b *Broker) deliverGroup(ctx context.Context, g *group, d *delivery, clock,
 			c = ackClock
 		}
 		if wait == nil || !c.wait(ctx, wait) {
-			full.overflow()
+			if !c.down {
+				full.overflow()
+			}
 			return false
 		}
 	}

@@ -18,6 +18,7 @@ type stallClock struct {
 	budget  time.Duration
 	timer   *time.Timer
 	expired bool
+	down    bool // the broker began shutting down during the stall
 }
 
 // wait waits for ch within the budget; false once the budget is spent or
@@ -39,10 +40,16 @@ func (c *stallClock) wait(ctx context.Context, ch <-chan struct{}) bool {
 		return true
 	case <-c.timer.C:
 	case <-ctx.Done():
+	case <-c.b.done:
+		c.down = true
 	}
 	c.expired = true
 	return false
 }
+
+// errShuttingDown ends a publish that the broker's shutdown interrupted: it
+// gets no reply, so the client sends it again to the next broker.
+var errShuttingDown = &protocol.Error{Code: protocol.CodeInternal, Reason: "broker shutting down"}
 
 func (c *stallClock) stop() {
 	if c.timer != nil {
@@ -113,7 +120,7 @@ func (b *Broker) route(ctx context.Context, d *delivery, retain bool) *protocol.
 				// one last try: the queue may have drained meanwhile
 				if r, _ := w.sub.push(d); r == pushed {
 					delivered++
-				} else if r != pushClosed {
+				} else if r != pushClosed && !c.down {
 					w.sub.overflow()
 				}
 				break
@@ -133,6 +140,9 @@ func (b *Broker) route(ctx context.Context, d *delivery, retain bool) *protocol.
 	}
 	b.stats.published.Add(1)
 	b.stats.delivered.Add(uint64(delivered))
+	if clock.down || ackClock.down {
+		return errShuttingDown
+	}
 	return nil
 }
 

@@ -126,6 +126,10 @@ func Connect(ctx context.Context, rawURL string, opts ...Option) (*Client, error
 		c.setStatus(Closed, err)
 		return nil, err
 	}
+	c.mu.Lock()
+	c.conn = conn // so that Subscribe right after Connect uses it
+	c.mu.Unlock()
+	c.setStatus(Connected, nil)
 	go c.run(conn)
 	return c, nil
 }
@@ -220,11 +224,12 @@ func (c *Client) dial(ctx context.Context) (*connection, error) {
 func (c *Client) run(conn *connection) {
 	defer close(c.done)
 	failures := 0
+	first := true
 	for {
 		if conn != nil {
 			failures = 0
-			c.serve(conn)
-			conn = nil
+			c.serve(conn, first)
+			conn, first = nil, false
 		}
 		select {
 		case <-c.stop:
@@ -276,8 +281,9 @@ func (c *Client) backoff(n int) time.Duration {
 	return time.Duration(mrand.Int64N(int64(ceil)))
 }
 
-// serve runs one connection until it ends.
-func (c *Client) serve(conn *connection) {
+// serve runs one connection until it ends. The first connection was
+// announced by Connect already.
+func (c *Client) serve(conn *connection, first bool) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -291,18 +297,19 @@ func (c *Client) serve(conn *connection) {
 		subs = append(subs, s)
 	}
 	c.mu.Unlock()
-	c.setStatus(Connected, nil)
 
-	// resubscribe (idempotent for subscriptions the session kept)
-	for _, s := range subs {
-		id := c.nextID.Add(1)
-		conn.write(s.subFrame(c.opts.Codec, id))
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); c.keepalive(conn) }()
+	// resubscribe (idempotent for subscriptions the session kept) before
+	// anything else: Connected means the subscriptions are in place
+	c.resubscribe(conn, subs)
+	if !first {
+		c.setStatus(Connected, nil)
 	}
 	c.out.rewind()
-	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(1)
 	go func() { defer wg.Done(); c.writeLoop(conn) }()
-	go func() { defer wg.Done(); c.keepalive(conn) }()
 	<-conn.closed
 	c.out.wake()
 	wg.Wait()
@@ -318,6 +325,46 @@ func (c *Client) serve(conn *connection) {
 	}
 	if !closed {
 		c.setStatus(Disconnected, conn.err)
+	}
+}
+
+// resubscribe sends every subscription again and waits for the answers,
+// within DialTimeout. A subscription the broker now refuses is dropped and
+// reported.
+func (c *Client) resubscribe(conn *connection, subs []*Subscription) {
+	if len(subs) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.opts.DialTimeout)
+	defer cancel()
+	type pending struct {
+		s  *Subscription
+		ch chan *protocol.Frame
+	}
+	waits := make([]pending, 0, len(subs))
+	for _, s := range subs {
+		id := c.nextID.Add(1)
+		ch := make(chan *protocol.Frame, 1)
+		c.mu.Lock()
+		c.waiters[id] = ch
+		c.mu.Unlock()
+		if conn.write(s.subFrame(c.opts.Codec, id)) != nil {
+			return
+		}
+		waits = append(waits, pending{s, ch})
+	}
+	for _, w := range waits {
+		select {
+		case f, ok := <-w.ch:
+			if ok && f.Op == protocol.OpErr {
+				c.reportError(fmt.Errorf("client: resubscribing %q: %w", w.s.filter, &Error{Code: f.Code, Reason: f.Reason}))
+				w.s.drop()
+			}
+		case <-ctx.Done():
+			return
+		case <-conn.closed:
+			return
+		}
 	}
 }
 
