@@ -133,6 +133,10 @@ func (b *Broker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	if sessionID != "" && !b.sessionRoom(sessionID) {
+		http.Error(w, fmt.Sprintf("ferry: the broker already holds %d sessions, the limit", b.opts.MaxSessions), http.StatusServiceUnavailable)
+		return
+	}
 	hj, ok := w.(http.Hijacker)
 	if !ok {
 		http.Error(w, "ferry: connection cannot be upgraded (no http.Hijacker)", http.StatusInternalServerError)
@@ -285,24 +289,36 @@ func (b *Broker) attachSession(c *conn, id string) {
 		ss := newSession(b, "")
 		if id != "" {
 			b.mu.Lock()
-			if old := b.sessions[id]; old != nil {
+			if old := b.sessions[id]; old != nil && !b.closed.Load() {
 				ss = old
 			} else {
+				// a new session (during shutdown, one that is not registered)
 				ss = newSession(b, id)
-				b.sessions[id] = ss
+				if !b.closed.Load() {
+					b.sessions[id] = ss
+				}
 			}
 			b.mu.Unlock()
 		}
 		c.sess = ss
 		old, ok := ss.attach(c, first)
 		if !ok {
-			continue // ended meanwhile: make a new one
+			b.forgetSession(ss) // ended meanwhile: make a new one
+			continue
 		}
 		if oc, isConn := old.(*conn); isConn {
 			oc.closeWith(protocol.CloseTakenOver, "session taken over", true)
 		}
 		return
 	}
+}
+
+// sessionRoom reports whether a session with that id exists or may be
+// created.
+func (b *Broker) sessionRoom(id string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.sessions[id] != nil || len(b.sessions) < b.opts.MaxSessions
 }
 
 // forgetSession drops an ended session from the registry.
@@ -408,10 +424,14 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	b.mu.Unlock()
 	for _, ss := range sessions {
 		ss.mu.Lock()
-		if ss.t == nil {
+		ended := ss.t == nil
+		if ended {
 			ss.endLocked() // disconnected: nothing to wait for
 		}
 		ss.mu.Unlock()
+		if ended {
+			b.forgetSession(ss)
+		}
 	}
 
 	// no frame is handled from now on (b.closed); wait for those being

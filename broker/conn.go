@@ -82,8 +82,24 @@ func (c *conn) send(d *delivery, group string) (pushResult, <-chan struct{}) {
 }
 
 // sendStored implements transport.
-func (c *conn) sendStored(m *stored, o msgOpts) {
-	c.q.pushForce(c.b.msgFrame(c.codec, m, o))
+func (c *conn) sendStored(m *stored, o msgOpts) sendResult {
+	f, ok := c.b.encodeMsg(c.codec, m, o)
+	if !ok || o.force {
+		if !c.q.pushForce(f) {
+			return sendClosed
+		}
+		if !ok {
+			return sendUnsendable
+		}
+		return sent
+	}
+	switch r, _ := c.q.pushReply(f); r {
+	case pushed:
+		return sent
+	case pushClosed:
+		return sendClosed
+	}
+	return sendFull
 }
 
 // sendRetained implements transport.

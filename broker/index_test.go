@@ -551,9 +551,9 @@ type encSink struct {
 	n       int
 }
 
-func (s *encSink) sendStored(*stored, msgOpts) {}
-func (s *encSink) sendRetained(*stored)        {}
-func (s *encSink) drop(uint64)                 {}
+func (s *encSink) sendStored(*stored, msgOpts) sendResult { return sent }
+func (s *encSink) sendRetained(*stored)                   {}
+func (s *encSink) drop(uint64)                            {}
 
 func (s *encSink) send(d *delivery, _ string) (pushResult, <-chan struct{}) {
 	if d.frames[s.codec] == nil {

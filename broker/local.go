@@ -55,6 +55,7 @@ type Subscription struct {
 	space       chan struct{} // closed when room is made
 	dropped     uint64
 	overflowing bool
+	queuedMids  map[uint64]int // mids with a delivery in queue
 	once        sync.Once
 }
 
@@ -164,6 +165,12 @@ func (s *Subscription) enqueue(it localItem, force bool) (pushResult, <-chan str
 		}
 		return pushFull, s.space
 	}
+	if it.mid != 0 {
+		if s.queuedMids == nil {
+			s.queuedMids = make(map[uint64]int)
+		}
+		s.queuedMids[it.mid]++
+	}
 	s.queue = append(s.queue, it)
 	s.bytes += it.size()
 	select {
@@ -177,14 +184,29 @@ func message(m *stored, redelivered, retained bool) *Message {
 	return &Message{Topic: m.topic, Data: m.data, Codec: m.codec, Redelivered: redelivered, Retained: retained}
 }
 
+func (s *Subscription) hasQueued(mid uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.queuedMids[mid] > 0
+}
+
 // send implements transport.
 func (s *Subscription) send(d *delivery, _ string) (pushResult, <-chan struct{}) {
 	return s.enqueue(localItem{m: message(d.stored(), false, false)}, false)
 }
 
 // sendStored implements transport.
-func (s *Subscription) sendStored(m *stored, o msgOpts) {
-	s.enqueue(localItem{m: message(m, o.redelivered, o.retained), mid: o.mid}, true)
+func (s *Subscription) sendStored(m *stored, o msgOpts) sendResult {
+	if o.mid != 0 && o.redelivered && s.hasQueued(o.mid) {
+		return sent // still waiting for the handler: no second copy
+	}
+	switch r, _ := s.enqueue(localItem{m: message(m, o.redelivered, o.retained), mid: o.mid}, o.force); r {
+	case pushed:
+		return sent
+	case pushClosed:
+		return sendClosed
+	}
+	return sendFull
 }
 
 // sendRetained implements transport.
@@ -237,6 +259,11 @@ func (s *Subscription) run() {
 			s.queue[0] = localItem{}
 			s.queue = s.queue[1:]
 			s.bytes -= it.size()
+			if it.mid != 0 {
+				if s.queuedMids[it.mid]--; s.queuedMids[it.mid] <= 0 {
+					delete(s.queuedMids, it.mid)
+				}
+			}
 			if s.overflowing && s.bytes <= s.b.opts.QueueBytes/2 {
 				s.overflowing = false
 			}

@@ -99,6 +99,7 @@ type msgOpts struct {
 	redelivered bool
 	retained    bool
 	group       string // set on deliveries to a queue group member
+	force       bool   // queue it whatever the queue's bound
 }
 
 // msgFrame encodes a msg frame of m in codec c. If the data cannot be sent
@@ -106,6 +107,13 @@ type msgOpts struct {
 // conversion), the frame is an err telling the subscriber what was not
 // delivered, counted as dropped.
 func (b *Broker) msgFrame(c protocol.Codec, m *stored, o msgOpts) []byte {
+	f, _ := b.encodeMsg(c, m, o)
+	return f
+}
+
+// encodeMsg is msgFrame that also reports whether the frame is the msg
+// (true) or the err that replaces it (false).
+func (b *Broker) encodeMsg(c protocol.Codec, m *stored, o msgOpts) ([]byte, bool) {
 	data := m.data
 	var err error
 	if c != m.codec {
@@ -114,7 +122,7 @@ func (b *Broker) msgFrame(c protocol.Codec, m *stored, o msgOpts) []byte {
 	limit := b.opts.MaxFrameBytes
 	if err == nil && len(data) <= limit {
 		return encodeFrame(c, &protocol.Frame{Op: protocol.OpMsg, Topic: m.topic, Data: data, Group: o.group,
-			Mid: o.mid, HasMid: o.mid != 0, Redelivered: o.redelivered, Retained: o.retained})
+			Mid: o.mid, HasMid: o.mid != 0, Redelivered: o.redelivered, Retained: o.retained}), true
 	}
 	reason := fmt.Sprintf("a message on topic %q was not delivered: as %v its data is %d bytes, over the frame limit of %d", m.topic, c, len(data), limit)
 	code := protocol.CodeTooLarge
@@ -124,7 +132,7 @@ func (b *Broker) msgFrame(c protocol.Codec, m *stored, o msgOpts) []byte {
 	}
 	b.log.Warn("ferry: "+reason, "err", err)
 	b.stats.dropped.Add(1)
-	return encodeFrame(c, &protocol.Frame{Op: protocol.OpErr, Code: code, Reason: reason})
+	return encodeFrame(c, &protocol.Frame{Op: protocol.OpErr, Code: code, Reason: reason}), false
 }
 
 // Largest WebSocket frame header a server sends (no mask).

@@ -29,6 +29,7 @@ const (
 	DefaultSessionTTL       = 2 * time.Minute
 	DefaultMaxRetained      = 10000
 	DefaultMaxRetainedBytes = 64 << 20
+	DefaultMaxSessions      = 10000
 )
 
 // SlowConsumerPolicy says what happens when a connection's outbound queue is
@@ -103,6 +104,10 @@ type Options struct {
 	// subscriptions and their queues for the client to resume. Default 2 min;
 	// negative disables sessions.
 	SessionTTL time.Duration
+	// MaxSessions bounds the sessions with an id held at once (connected
+	// or kept for resume); a connection asking for a new one beyond it gets
+	// HTTP 503. Default 10000.
+	MaxSessions int
 	// MaxRetained and MaxRetainedBytes bound the retained messages (one per
 	// topic). Defaults 10000 and 64 MiB.
 	MaxRetained      int
@@ -135,6 +140,7 @@ func (o Options) withDefaults() (Options, error) {
 	def(&o.MaxInflight, DefaultMaxInflight)
 	def(&o.AckQueue, DefaultAckQueue)
 	def(&o.MaxRetained, DefaultMaxRetained)
+	def(&o.MaxSessions, DefaultMaxSessions)
 	def(&o.MaxRetainedBytes, DefaultMaxRetainedBytes)
 	defDur(&o.AckWait, DefaultAckWait)
 	defDur(&o.AckStall, DefaultAckStall)

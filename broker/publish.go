@@ -156,7 +156,9 @@ func dedupe(subs []*subscription) []*subscription {
 	out := subs[:0]
 	for _, s := range subs {
 		if i, ok := seen[s.sess]; ok {
-			if out[i].ack == nil && s.ack != nil {
+			// an acknowledged subscription wins; among plain ones, one that
+			// is still priming, so that its retained messages come first
+			if o := out[i]; o.ack == nil && (s.ack != nil || (o.primed.Load() && !s.primed.Load())) {
 				out[i] = s
 			}
 			continue

@@ -71,13 +71,15 @@ func (q *outQueue) pushFrame(f []byte, refuse bool) (pushResult, <-chan struct{}
 
 // pushForce appends f whatever the bound (other bounds limit such
 // frames), unless the queue is closed.
-func (q *outQueue) pushForce(f []byte) {
+func (q *outQueue) pushForce(f []byte) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if !q.closed && q.closeF == nil {
-		q.reportDropsLocked()
-		q.appendLocked(f)
+	if q.closed || q.closeF != nil {
+		return false
 	}
+	q.reportDropsLocked()
+	q.appendLocked(f)
+	return true
 }
 
 // pushIfRoom appends f only if it fits, without waiting or reporting.

@@ -28,6 +28,7 @@ type session struct {
 	mids    map[uint64]*subscription // unacknowledged deliveries
 	nextMid uint64
 	expire  *time.Timer
+	gen     uint64 // counts attaches: a stale expiry timer sees it changed
 	ended   bool
 	away    uint64 // messages dropped while disconnected, reported on resume
 	acks    int    // acknowledged subscriptions, for the redelivery scan
@@ -39,10 +40,11 @@ type transport interface {
 	// send queues a live delivery of a plain subscription without
 	// blocking (pushFull comes with a channel to wait on).
 	send(d *delivery, group string) (pushResult, <-chan struct{})
-	// sendStored queues a delivery that the broker keeps (retained, or of
-	// an acknowledged subscription). It is not refused for a full queue:
-	// the window and the subscription's own queue bound these.
-	sendStored(m *stored, o msgOpts)
+	// sendStored queues a delivery that the broker keeps (of an
+	// acknowledged subscription, or handed over in a group) if the queue
+	// has room (or o.force). A message that cannot be sent in the
+	// transport's codec is reported to the client instead: sendUnsendable.
+	sendStored(m *stored, o msgOpts) sendResult
 	// sendRetained queues a retained message for a new plain subscription,
 	// waiting for room: the subscriber reads them at its own pace.
 	sendRetained(m *stored)
@@ -88,9 +90,10 @@ type subscription struct {
 // ackState is the window and queue of an acknowledged subscription.
 type ackState struct {
 	window       int
-	inflight     []*inflight // in send order
+	inflight     []*inflight // in send order, so by due time too
 	pending      []queued    // waiting for the window
-	pendingBytes int
+	pendingBytes int         // of the live messages in pending
+	retainedN    int         // retained messages at the front of pending, outside the bounds
 	overflowing  bool
 	space        chan struct{}
 }
@@ -102,6 +105,15 @@ type inflight struct {
 	retained bool
 	due      time.Time
 }
+
+type sendResult uint8
+
+const (
+	sent sendResult = iota
+	sendFull
+	sendUnsendable
+	sendClosed
+)
 
 type queued struct {
 	m           *stored
@@ -155,8 +167,13 @@ func (s *subscription) pushStored(m *stored) (pushResult, <-chan struct{}) {
 	if s.ack != nil {
 		return s.sess.offer(s, queued{m: m, redelivered: true}, true)
 	}
-	s.t.sendStored(m, msgOpts{redelivered: true, group: s.groupName()})
-	return pushed, nil
+	switch s.t.sendStored(m, msgOpts{redelivered: true, group: s.groupName()}) {
+	case sent, sendUnsendable:
+		return pushed, nil
+	case sendClosed:
+		return pushClosed, nil
+	}
+	return pushRefuse, nil
 }
 
 func (s *subscription) pushEarly(d *delivery) (pushResult, bool) {
@@ -191,12 +208,13 @@ func (s *subscription) activate(retained []*stored) {
 		ss.mu.Lock()
 		defer ss.mu.Unlock()
 		if len(retained) > 0 {
+			// retained messages go first, outside the queue's bounds
 			front := make([]queued, 0, len(retained)+len(s.ack.pending))
 			for _, m := range retained {
 				front = append(front, queued{m: m, retained: true})
-				s.ack.pendingBytes += m.size()
 			}
 			s.ack.pending = append(front, s.ack.pending...)
+			s.ack.retainedN = len(retained)
 		}
 		s.primed.Store(true)
 		ss.pumpLocked(s)
@@ -207,7 +225,7 @@ func (s *subscription) activate(retained []*stored) {
 	}
 	s.emu.Lock()
 	for _, m := range s.early {
-		s.t.sendStored(m, msgOpts{})
+		s.t.sendStored(m, msgOpts{force: true}) // early is bounded already
 	}
 	s.early, s.earlyBytes = nil, 0
 	s.primed.Store(true)
@@ -327,14 +345,13 @@ func (ss *session) offer(s *subscription, q queued, queue bool) (pushResult, <-c
 		return pushClosed, nil
 	}
 	a := s.ack
-	if len(a.pending) == 0 && len(a.inflight) < a.window && ss.t != nil && s.primed.Load() {
-		ss.sendNewLocked(s, q)
+	if len(a.pending) == 0 && len(a.inflight) < a.window && ss.t != nil && s.primed.Load() && ss.sendNewLocked(s, q) {
 		return pushed, nil
 	}
 	if !queue {
 		return pushRefuse, nil
 	}
-	if len(a.pending) >= b.opts.AckQueue || (a.pendingBytes > 0 && a.pendingBytes+q.m.size() > b.opts.QueueBytes) {
+	if len(a.pending)-a.retainedN >= b.opts.AckQueue || (a.pendingBytes > 0 && a.pendingBytes+q.m.size() > b.opts.QueueBytes) {
 		if a.overflowing {
 			return pushRefuse, nil
 		}
@@ -348,28 +365,51 @@ func (ss *session) offer(s *subscription, q queued, queue bool) (pushResult, <-c
 	return pushed, nil
 }
 
-func (ss *session) sendNewLocked(s *subscription, q queued) {
-	ss.nextMid++
-	in := &inflight{group: s.groupName(), mid: ss.nextMid, m: q.m, retained: q.retained, due: time.Now().Add(ss.b.opts.AckWait)}
-	s.ack.inflight = append(s.ack.inflight, in)
-	ss.mids[in.mid] = s
-	ss.t.sendStored(q.m, msgOpts{mid: in.mid, redelivered: q.redelivered, retained: q.retained, group: s.groupName()})
+// sendNewLocked sends q with a new mid. It reports false when the
+// connection's queue is full (q stays the caller's, to send later); a
+// message that cannot be sent in the client's codec is reported to the
+// client and counts as handled.
+func (ss *session) sendNewLocked(s *subscription, q queued) bool {
+	return ss.sendNewForce(s, q, false)
 }
 
-// pumpLocked moves queued messages into the window while it has room.
+func (ss *session) sendNewForce(s *subscription, q queued, force bool) bool {
+	mid := ss.nextMid + 1
+	switch ss.t.sendStored(q.m, msgOpts{mid: mid, redelivered: q.redelivered, retained: q.retained, group: s.groupName(), force: force}) {
+	case sent:
+	case sendUnsendable:
+		return true
+	default:
+		return false
+	}
+	ss.nextMid = mid
+	in := &inflight{group: s.groupName(), mid: mid, m: q.m, retained: q.retained, due: time.Now().Add(ss.b.opts.AckWait)}
+	s.ack.inflight = append(s.ack.inflight, in)
+	ss.mids[mid] = s
+	return true
+}
+
+// pumpLocked moves queued messages into the window while it has room and
+// the connection's queue takes them.
 func (ss *session) pumpLocked(s *subscription) {
 	a := s.ack
 	for ss.t != nil && s.primed.Load() && len(a.pending) > 0 && len(a.inflight) < a.window {
 		q := a.pending[0]
+		if !ss.sendNewLocked(s, q) {
+			break // the redelivery tick pumps again
+		}
 		a.pending[0] = queued{}
 		a.pending = a.pending[1:]
-		a.pendingBytes -= q.m.size()
-		ss.sendNewLocked(s, q)
+		if q.retained {
+			a.retainedN--
+		} else {
+			a.pendingBytes -= q.m.size()
+		}
 	}
 	if len(a.pending) == 0 {
 		a.pending = nil // let the backing array go
 	}
-	if a.overflowing && len(a.pending) <= ss.b.opts.AckQueue/2 && a.pendingBytes <= ss.b.opts.QueueBytes/2 {
+	if a.overflowing && len(a.pending)-a.retainedN <= ss.b.opts.AckQueue/2 && a.pendingBytes <= ss.b.opts.QueueBytes/2 {
 		a.overflowing = false
 	}
 	if a.space != nil {
@@ -393,10 +433,10 @@ func (ss *session) ackOverflow(s *subscription) {
 	if t == nil {
 		return
 	}
-	if ss.b.opts.SlowConsumer == Disconnect {
+	if _, isConn := t.(*conn); isConn && ss.b.opts.SlowConsumer == Disconnect {
 		t.overflow()
 	} else {
-		t.drop(1)
+		t.drop(1) // in-process subscriptions are never disconnected
 	}
 }
 
@@ -429,15 +469,22 @@ func (ss *session) nack(t transport, mid uint64) bool {
 	a := s.ack
 	i := slices.IndexFunc(a.inflight, func(in *inflight) bool { return in.mid == mid })
 	in := a.inflight[i]
-	a.inflight = append(slices.Delete(a.inflight, i, i+1), in)
-	ss.redeliverLocked(in)
+	// a nack while the connection's queue is full is ignored: the ack
+	// wait brings the message back
+	if ss.redeliverLocked(in) {
+		a.inflight = append(slices.Delete(a.inflight, i, i+1), in)
+	}
 	return true
 }
 
-func (ss *session) redeliverLocked(in *inflight) {
+// redeliverLocked sends in again, if the connection's queue has room.
+func (ss *session) redeliverLocked(in *inflight) bool {
+	if ss.t.sendStored(in.m, msgOpts{mid: in.mid, redelivered: true, retained: in.retained, group: in.group}) != sent {
+		return false
+	}
 	in.due = time.Now().Add(ss.b.opts.AckWait)
 	ss.b.stats.redelivered.Add(1)
-	ss.t.sendStored(in.m, msgOpts{mid: in.mid, redelivered: true, retained: in.retained, group: in.group})
+	return true
 }
 
 // redeliverDue delivers again what was not acknowledged within AckWait.
@@ -448,26 +495,19 @@ func (ss *session) redeliverDue(now time.Time) {
 		return
 	}
 	for _, s := range ss.subs {
-		if s.ack == nil {
+		a := s.ack
+		if a == nil {
 			continue
 		}
-		var due []*inflight
-		rest := s.ack.inflight[:0:0]
-		for _, in := range s.ack.inflight {
-			if now.After(in.due) {
-				due = append(due, in)
-			} else {
-				rest = append(rest, in)
+		// inflight is in due order: redelivered ones go to the back
+		for n := len(a.inflight); n > 0 && now.After(a.inflight[0].due); n-- {
+			in := a.inflight[0]
+			if !ss.redeliverLocked(in) {
+				break // the connection's queue is full: next tick
 			}
+			a.inflight = append(a.inflight[1:], in)
 		}
-		if len(due) == 0 {
-			continue
-		}
-		// redelivered ones go to the back, in their order
-		s.ack.inflight = append(rest, due...)
-		for _, in := range due {
-			ss.redeliverLocked(in)
-		}
+		ss.pumpLocked(s) // after a full connection queue held it back
 	}
 }
 
@@ -487,6 +527,7 @@ func (ss *session) attach(t transport, first func(resumed bool)) (old transport,
 		ss.expire.Stop()
 		ss.expire = nil
 	}
+	ss.gen++
 	old = ss.t
 	var handovers [][]*stored
 	var moved []*subscription
@@ -546,11 +587,12 @@ func (ss *session) detach(t transport) {
 			moved = append(moved, s)
 		}
 	}
-	keep := len(ss.subs) > 0
+	keep := len(ss.subs) > 0 && !ss.b.isClosed()
 	if keep {
-		ss.expire = time.AfterFunc(ss.b.opts.SessionTTL, ss.timeout)
+		gen := ss.gen
+		ss.expire = time.AfterFunc(ss.b.opts.SessionTTL, func() { ss.timeout(gen) })
 	} else {
-		ss.ended = true
+		ss.endLocked()
 	}
 	ss.mu.Unlock()
 	for i, s := range moved {
@@ -561,10 +603,11 @@ func (ss *session) detach(t transport) {
 	}
 }
 
-// timeout ends a session that was not resumed within SessionTTL.
-func (ss *session) timeout() {
+// timeout ends a session that was not resumed within SessionTTL of the
+// disconnection that armed it (gen).
+func (ss *session) timeout(gen uint64) {
 	ss.mu.Lock()
-	if ss.t != nil || ss.ended {
+	if ss.t != nil || ss.ended || ss.gen != gen {
 		ss.mu.Unlock()
 		return
 	}
@@ -598,9 +641,11 @@ func (ss *session) flush(t transport) {
 			continue
 		}
 		for _, q := range s.ack.pending {
-			ss.sendNewLocked(s, q)
+			if !ss.sendNewForce(s, q, true) {
+				ss.b.stats.dropped.Add(1)
+			}
 		}
-		s.ack.pending, s.ack.pendingBytes = nil, 0
+		s.ack.pending, s.ack.pendingBytes, s.ack.retainedN = nil, 0, 0
 	}
 }
 

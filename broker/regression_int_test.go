@@ -1,0 +1,129 @@
+package broker
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+)
+
+func quietBroker(t *testing.T, o Options) *Broker {
+	o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	b, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// R5: a local ack subscription whose handler is slow gets a new forced copy
+// of every inflight message each AckWait; its queue grows without bound.
+func TestRegressionLocalRedeliveryPilesUp(t *testing.T) {
+	b := quietBroker(t, Options{AckWait: 10 * time.Millisecond})
+	defer b.Shutdown(context.Background())
+	block := make(chan struct{})
+	s, err := b.Subscribe("x", func(*Message) error { <-block; return nil }, WithAck(8))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 8; i++ {
+		_ = b.Publish(context.Background(), Message{Topic: "x", Data: []byte(`1`)})
+	}
+	time.Sleep(500 * time.Millisecond)
+	s.mu.Lock()
+	n, by := len(s.queue), s.bytes
+	s.mu.Unlock()
+	close(block)
+	t.Logf("local queue: %d items, %d bytes after 500ms (window 8, QueueBytes %d)", n, by, b.opts.QueueBytes)
+	if n > 16 {
+		t.Errorf("local queue holds %d copies for a window of 8", n)
+	}
+}
+
+// R4: session with plain "a/#"; new plain "a/+": a live message published
+// between subscribe and activate goes out through "a/#" before the retained
+// message of "a/+" (contract: retained before live on those topics).
+func TestRegressionRetainedAfterLive(t *testing.T) {
+	b := quietBroker(t, Options{})
+	defer b.Shutdown(context.Background())
+	got := make(chan *Message, 10)
+	ls := &Subscription{b: b, handler: func(m *Message) error { got <- m; return nil }, ready: make(chan struct{}, 1)}
+	ls.sess = newSession(b, "")
+	ls.sess.attach(ls, nil)
+	b.bgWG.Add(1)
+	go ls.run()
+	s1, _, r1, _ := ls.sess.subscribe(ls, "a/#", "", false, 0)
+	s1.activate(r1)
+	_ = b.Publish(context.Background(), Message{Topic: "a/b", Data: []byte(`"old"`), Retain: true})
+	<-got
+	s2, _, r2, _ := ls.sess.subscribe(ls, "a/+", "", false, 0)
+	// live message between sub (and its ack) and activate
+	_ = b.Publish(context.Background(), Message{Topic: "a/b", Data: []byte(`"new"`)})
+	s2.activate(r2)
+	m1, m2 := <-got, <-got
+	t.Logf("order: %s(retained=%v) then %s(retained=%v)", m1.Data, m1.Retained, m2.Data, m2.Retained)
+	if !m1.Retained {
+		t.Errorf("live %s delivered before the new subscription's retained %s", m1.Data, m2.Data)
+	}
+	ls.Unsubscribe()
+}
+
+type nopT struct{}
+
+func (nopT) send(*delivery, string) (pushResult, <-chan struct{}) { return pushed, nil }
+func (nopT) sendStored(*stored, msgOpts) sendResult               { return sent }
+func (nopT) sendRetained(*stored)                                 {}
+func (nopT) overflow()                                            {}
+func (nopT) drop(uint64)                                          {}
+
+func BenchmarkRegressionSubscribeWithRetained(bm *testing.B) {
+	b := quietBroker(&testing.T{}, Options{})
+	defer b.Shutdown(context.Background())
+	for i := 0; i < 10000; i++ {
+		_ = b.Publish(context.Background(), Message{Topic: "dev/" + strconv.Itoa(i) + "/state", Data: []byte(`1`), Retain: true})
+	}
+	bm.ResetTimer()
+	for i := 0; i < bm.N; i++ {
+		s := &subscription{filter: "other/x"}
+		b.index.addWithRetained(s, &b.retained)
+		b.index.remove(s)
+	}
+}
+
+// R8: hand-over to a plain member whose connection is closing (queue
+// closed, not yet detached) is counted as redelivered but goes nowhere.
+func TestRegressionHandOverToClosingPlainLost(t *testing.T) {
+	b := quietBroker(t, Options{})
+	defer b.Shutdown(context.Background())
+	p1, p2 := net.Pipe()
+	go io.Copy(io.Discard, p2)
+	c := &conn{}
+	c.init(b, nil, &lockedConn{Conn: p1}, 0, "plain")
+	b.attachSession(c, "")
+	if _, _, _, err := c.sess.subscribe(c, "w", "g", false, 0); err != nil {
+		t.Fatal(err)
+	}
+	block := make(chan struct{})
+	a, err := b.Subscribe("w", func(*Message) error { <-block; return nil }, WithGroup("g"), WithAck(4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// plain member closing (e.g. slow consumer), read loop not yet ended
+	c.closeWith(4008, "slow consumer", true)
+	for i := 0; i < 4; i++ { // round-robin: plain refuses (closed), ack takes
+		_ = b.Publish(context.Background(), Message{Topic: "w", Data: []byte(`1`)})
+	}
+	_, infl := a.sess.queuedMessages()
+	before := b.Stats()
+	a.Unsubscribe() // its 4 inflight are handed over to the closing plain member
+	close(block)
+	st := b.Stats()
+	t.Logf("ack member inflight %d; hand-over: redelivered +%d dropped +%d", infl, st.Redelivered-before.Redelivered, st.Dropped-before.Dropped)
+	if st.Dropped-before.Dropped < uint64(infl) {
+		t.Errorf("%d handed-over messages vanished into a closed queue, counted as redelivered", uint64(infl)-(st.Dropped-before.Dropped))
+	}
+	c.cleanup()
+}
