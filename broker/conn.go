@@ -202,7 +202,7 @@ func (c *conn) touch() {
 	if c.b.opts.PingInterval > 0 && now-c.deadlineSet > int64(time.Second) && !c.closing.Load() {
 		c.deadlineSet = now
 		// a backstop: the pinger closes idle connections first, with 4000
-		_ = c.nc.SetReadDeadline(time.Unix(0, now).Add(c.b.opts.IdleTimeout + 2*c.b.opts.PingInterval))
+		_ = c.nc.SetReadDeadline(time.Unix(0, now).Add(c.b.opts.IdleTimeout + 2*c.b.opts.PingInterval + time.Second))
 	}
 }
 
