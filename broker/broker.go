@@ -129,6 +129,9 @@ func (b *Broker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sessionID := query.Get("session")
+	if b.opts.SessionTTL < 0 {
+		sessionID = "" // sessions are disabled: the connection has none
+	}
 	if err := b.checkSessionID(sessionID); err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
@@ -261,9 +264,6 @@ func (b *Broker) snapshotConns() []*conn {
 func (b *Broker) checkSessionID(id string) error {
 	if id == "" {
 		return nil
-	}
-	if b.opts.SessionTTL < 0 {
-		return fmt.Errorf("ferry: sessions are disabled on this broker")
 	}
 	if len(id) > 128 {
 		return fmt.Errorf("ferry: session id is %d bytes, over the limit of 128", len(id))

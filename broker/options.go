@@ -102,7 +102,8 @@ type Options struct {
 	AckQueue int
 	// SessionTTL is how long a disconnected session keeps its acknowledged
 	// subscriptions and their queues for the client to resume. Default 2 min;
-	// negative disables sessions.
+	// negative disables sessions (a session id
+	// in the URL is then ignored).
 	SessionTTL time.Duration
 	// MaxSessions bounds the sessions with an id held at once (connected
 	// or kept for resume); a connection asking for a new one beyond it gets

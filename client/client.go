@@ -55,11 +55,15 @@ type Client struct {
 
 	status atomic.Int32
 	nextID atomic.Uint64
-	out    outbox
+	// epoch counts broker sessions: mids of an earlier session mean
+	// nothing to the broker now and are not acknowledged
+	epoch atomic.Uint64
+	out   outbox
 
 	mu      sync.Mutex
 	conn    *connection // current connection; nil while down
 	subs    map[string]*Subscription
+	unsubs  map[string][2]string // unsubscribes to send after a reconnect
 	waiters map[uint64]chan *protocol.Frame
 	closed  bool
 
@@ -78,6 +82,7 @@ type connection struct {
 	ws       *gws.Conn
 	closed   chan struct{} // the read loop ended
 	err      error         // why, set before closed
+	closeErr error         // what gws reported, set before closed
 	lastRead atomic.Int64
 	kill     sync.Once
 }
@@ -103,18 +108,21 @@ func Connect(ctx context.Context, rawURL string, opts ...Option) (*Client, error
 	if u.Scheme != "ws" && u.Scheme != "wss" {
 		return nil, fmt.Errorf("client: bad URL %q: scheme must be ws or wss", rawURL)
 	}
-	if o.Session == "" {
+	if o.Session == "" && !o.NoSession {
 		var b [12]byte
 		_, _ = rand.Read(b[:])
 		o.Session = hex.EncodeToString(b[:])
 	}
-	q := u.Query()
-	q.Set("session", o.Session)
-	u.RawQuery = q.Encode()
+	if !o.NoSession {
+		q := u.Query()
+		q.Set("session", o.Session)
+		u.RawQuery = q.Encode()
+	}
 	c := &Client{
 		url:     u,
 		opts:    o,
 		subs:    make(map[string]*Subscription),
+		unsubs:  make(map[string][2]string),
 		waiters: make(map[uint64]chan *protocol.Frame),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
@@ -140,18 +148,37 @@ func (c *Client) Status() Status { return Status(c.status.Load()) }
 // Session returns the session id the client presents.
 func (c *Client) Session() string { return c.opts.Session }
 
+// setStatus records a status change; Closed is final.
 func (c *Client) setStatus(s Status, err error) {
-	c.status.Store(int32(s))
+	for {
+		old := c.status.Load()
+		if Status(old) == Closed && s != Closed {
+			return
+		}
+		if c.status.CompareAndSwap(old, int32(s)) {
+			break
+		}
+	}
 	if c.opts.OnStatus != nil {
-		c.opts.OnStatus(s, err)
+		c.callback(func() { c.opts.OnStatus(s, err) })
 	}
 }
 
 func (c *Client) reportError(err error) {
 	c.opts.Logger.Debug("client: error", "err", err)
 	if c.opts.OnError != nil {
-		c.opts.OnError(err)
+		c.callback(func() { c.opts.OnError(err) })
 	}
+}
+
+// callback runs a user callback; a panic in it is logged, not fatal.
+func (c *Client) callback(f func()) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.opts.Logger.Error("client: panic in callback", "panic", r)
+		}
+	}()
+	f()
 }
 
 // dial makes one connection.
@@ -195,17 +222,23 @@ func (c *Client) dial(ctx context.Context) (*connection, error) {
 	}
 	h.Set("Sec-WebSocket-Protocol", c.opts.Codec.Subprotocol())
 	conn := &connection{c: c, closed: make(chan struct{})}
-	// the handshake: bounded by ctx through the deadline
+	// the handshake: bounded by ctx (gws sets its own deadline from
+	// HandshakeTimeout; a cancelled ctx cuts the connection)
+	hs := c.opts.DialTimeout
 	if dl, ok := ctx.Deadline(); ok {
-		_ = nc.SetDeadline(dl)
+		hs = max(time.Until(dl), time.Millisecond)
 	}
+	stopCut := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
 	ws, resp, err := gws.NewClientFromConn(conn, &gws.ClientOption{
 		Addr:               c.url.String(),
 		RequestHeader:      h,
 		ReadMaxPayloadSize: 64 << 20,
 		CheckUtf8Enabled:   true,
-		HandshakeTimeout:   c.opts.DialTimeout,
+		HandshakeTimeout:   hs,
+		Recovery:           gws.Recovery,
+		Logger:             gwsLogger{c},
 	}, nc)
+	stopCut()
 	if err != nil {
 		_ = nc.Close()
 		if resp != nil && resp.StatusCode != 0 {
@@ -227,8 +260,15 @@ func (c *Client) run(conn *connection) {
 	first := true
 	for {
 		if conn != nil {
-			failures = 0
+			// a connection that ends soon after it was made counts as a
+			// failure, so that flapping backs off too
+			start := time.Now()
 			c.serve(conn, first)
+			if time.Since(start) >= stableAfter {
+				failures = 0
+			} else {
+				failures++
+			}
 			conn, first = nil, false
 		}
 		select {
@@ -271,6 +311,11 @@ func (c *Client) run(conn *connection) {
 	}
 }
 
+// stableAfter is how long a connection must last to count as a success
+// for the backoff: a broker that accepts and then drops connections is
+// backed off from like one that refuses them.
+const stableAfter = time.Second
+
 // backoff is the full-jitter wait before attempt n.
 func (c *Client) backoff(n int) time.Duration {
 	ceil := float64(c.opts.ReconnectMin) * math.Pow(c.opts.ReconnectFactor, float64(n))
@@ -301,6 +346,10 @@ func (c *Client) serve(conn *connection, first bool) {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); c.keepalive(conn) }()
+	if c.opts.NoSession {
+		c.epoch.Add(1) // every connection is a new session
+	}
+	c.sendUnsubs(conn)
 	// resubscribe (idempotent for subscriptions the session kept) before
 	// anything else: Connected means the subscriptions are in place
 	c.resubscribe(conn, subs)
@@ -322,6 +371,12 @@ func (c *Client) serve(conn *connection, first bool) {
 	c.mu.Unlock()
 	for _, ch := range waiters {
 		close(ch) // requests on this connection end without a reply
+	}
+	var ce *gws.CloseError
+	if errors.As(conn.closeErr, &ce) && (ce.Code == 1009 || ce.Code == 1007) {
+		// the broker refused a frame outright: the culprit, the largest
+		// publish sent on this connection, fails instead of being resent
+		c.out.failLargestSent(fmt.Errorf("client: the broker closed the connection over a publish: %d %s", ce.Code, ce.Reason))
 	}
 	if !closed {
 		c.setStatus(Disconnected, conn.err)
@@ -368,6 +423,45 @@ func (c *Client) resubscribe(conn *connection, subs []*Subscription) {
 	}
 }
 
+// unsub sends an unsubscribe, or keeps it for the next connection.
+func (c *Client) unsub(ctx context.Context, filter, group string) error {
+	f := protocol.Frame{Op: protocol.OpUnsub, Topic: filter, Group: group}
+	reply, err := c.request(ctx, func(id uint64) []byte {
+		f.ID, f.HasID = id, true
+		return protocol.Append(c.opts.Codec, nil, &f)
+	})
+	if reply == nil && err == nil {
+		// no connection: the broker (the session) still has it
+		c.mu.Lock()
+		if !c.closed {
+			c.unsubs[filter+"\x00"+group] = [2]string{filter, group}
+		}
+		c.mu.Unlock()
+	}
+	var perr *Error
+	if errors.As(err, &perr) && perr.Code == protocol.CodeNotSubscribed {
+		return nil
+	}
+	return err
+}
+
+// sendUnsubs sends the unsubscribes made while disconnected.
+func (c *Client) sendUnsubs(conn *connection) {
+	c.mu.Lock()
+	pending := c.unsubs
+	c.unsubs = make(map[string][2]string)
+	for k := range pending {
+		if c.subs[k] != nil {
+			delete(pending, k) // subscribed again meanwhile
+		}
+	}
+	c.mu.Unlock()
+	for _, u := range pending {
+		f := protocol.Frame{Op: protocol.OpUnsub, Topic: u[0], Group: u[1]}
+		_ = conn.write(protocol.Append(c.opts.Codec, nil, &f))
+	}
+}
+
 // writeLoop sends buffered publishes on conn, in order.
 func (c *Client) writeLoop(conn *connection) {
 	for {
@@ -386,7 +480,7 @@ func (c *Client) writeLoop(conn *connection) {
 
 // keepalive pings the broker and replaces a connection that went silent.
 func (c *Client) keepalive(conn *connection) {
-	t := time.NewTicker(c.opts.PingInterval / 2)
+	t := time.NewTicker(max(c.opts.PingInterval/2, time.Millisecond))
 	defer t.Stop()
 	lastPing := time.Now()
 	for {
@@ -436,6 +530,7 @@ func (conn *connection) close(err error) {
 // gws.Event
 func (conn *connection) OnOpen(*gws.Conn) {}
 func (conn *connection) OnClose(_ *gws.Conn, err error) {
+	conn.closeErr = err
 	conn.kill.Do(func() { conn.err = err })
 	var ce *gws.CloseError
 	if errors.As(err, &ce) && conn.err == err {
@@ -489,6 +584,9 @@ func (c *Client) handleFrame(codec protocol.Codec, f *protocol.Frame) {
 		}
 	case protocol.OpSession:
 		c.opts.Logger.Debug("client: session", "id", f.Session, "resumed", f.Resumed)
+		if !f.Resumed {
+			c.epoch.Add(1)
+		}
 	}
 }
 
@@ -505,9 +603,9 @@ func (c *Client) request(ctx context.Context, frame func(id uint64) []byte) (*pr
 	}
 	c.waiters[id] = ch
 	c.mu.Unlock()
-	if err := conn.write(frame(id)); err != nil {
-		return nil, nil
-	}
+	// written on its own goroutine: a write stuck on a dead link must not
+	// hold the caller past ctx (the keepalive ends such a connection)
+	go conn.write(frame(id))
 	select {
 	case f, ok := <-ch:
 		if !ok {
@@ -536,8 +634,10 @@ func (c *Client) send(frame []byte) error {
 	return conn.write(frame)
 }
 
-// Close closes the client at once: the connection, the subscriptions, and
-// every publish still buffered, which fails with ErrClosed.
+// Close closes the client: the connection, the subscriptions, and every
+// publish still buffered, which fails with ErrClosed. It waits for running
+// handlers to return, so it must not be called from a handler or a
+// callback (start a goroutine there).
 func (c *Client) Close() error {
 	c.shutdown(ErrClosed)
 	<-c.done
@@ -597,3 +697,7 @@ func (c *Client) Drain(ctx context.Context) error {
 	}
 	return c.out.waitEmpty(ctx)
 }
+
+type gwsLogger struct{ c *Client }
+
+func (g gwsLogger) Error(v ...any) { g.c.opts.Logger.Error(fmt.Sprint(v...)) }

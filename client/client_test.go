@@ -544,6 +544,8 @@ func TestReconnectSpread(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	// connections count as stable (resetting the backoff) after a second
+	time.Sleep(1100 * time.Millisecond)
 	mu.Lock()
 	lost = time.Now()
 	mu.Unlock()

@@ -44,6 +44,13 @@ type Options struct {
 	// random id per Client. Give a stable id (a device id) to resume after
 	// the process restarts too.
 	Session string
+	// NoSession connects without a session id (for brokers with sessions
+	// disabled): acknowledged subscriptions then end with each connection.
+	NoSession bool
+	// MaxFrameBytes is the largest frame the client sends; a bigger
+	// publish fails at once (the broker would close the connection).
+	// Default 1 MiB, the broker's default limit.
+	MaxFrameBytes int
 	// ReconnectMin, ReconnectMax and ReconnectFactor shape the exponential
 	// backoff between attempts, with full jitter: attempt n waits a random
 	// time between 0 and min(ReconnectMax, ReconnectMin·Factorⁿ). Defaults
@@ -118,6 +125,12 @@ func WithDialTimeout(d time.Duration) Option {
 	return func(o *Options) error { o.DialTimeout = d; return nil }
 }
 
+// WithoutSession connects without a session id.
+func WithoutSession() Option { return func(o *Options) error { o.NoSession = true; return nil } }
+
+// WithMaxFrame sets the largest frame the client sends.
+func WithMaxFrame(n int) Option { return func(o *Options) error { o.MaxFrameBytes = n; return nil } }
+
 // WithSession sets the session id.
 func WithSession(id string) Option { return func(o *Options) error { o.Session = id; return nil } }
 
@@ -183,6 +196,7 @@ func (o *Options) setDefaults() error {
 	def(&o.BufferBytes, DefaultBufferBytes)
 	def(&o.PendingMessages, DefaultPendingMessages)
 	def(&o.PendingBytes, DefaultPendingBytes)
+	def(&o.MaxFrameBytes, protocol.DefaultMaxFrameBytes)
 	if o.ReconnectFactor == 0 {
 		o.ReconnectFactor = DefaultReconnectFactor
 	}

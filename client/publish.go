@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/ferry-io/ferry/protocol"
 	"github.com/vmihailenco/msgpack/v5"
@@ -167,7 +168,26 @@ func (r *record) finish(err error) {
 		close(r.done)
 	}
 	if r.cb != nil {
-		r.cb(err)
+		func() {
+			defer func() { _ = recover() }() // a panicking callback is not fatal
+			r.cb(err)
+		}()
+	}
+}
+
+// failLargestSent fails the largest record sent on the last connection
+// and not acknowledged.
+func (o *outbox) failLargestSent(err error) {
+	o.mu.Lock()
+	var big *record
+	for _, r := range o.recs[:o.next] {
+		if r.id != 0 && (big == nil || len(r.frame) > len(big.frame)) {
+			big = r
+		}
+	}
+	o.mu.Unlock()
+	if big != nil {
+		o.complete(big, err)
 	}
 }
 
@@ -261,7 +281,16 @@ func (c *Client) pubFrame(topic string, data any, id uint64, opts []PublishOptio
 	for _, o := range opts {
 		o(&f)
 	}
-	return protocol.Append(c.opts.Codec, nil, &f), nil
+	frame := protocol.Append(c.opts.Codec, nil, &f)
+	// a frame the broker would refuse by closing the connection must not
+	// enter the buffer: it would be sent again after every reconnect
+	if len(frame) > c.opts.MaxFrameBytes {
+		return nil, fmt.Errorf("client: publish of %d bytes is over the frame limit of %d", len(frame), c.opts.MaxFrameBytes)
+	}
+	if c.opts.Codec == protocol.JSON && !utf8.Valid(frame) {
+		return nil, fmt.Errorf("client: data is not valid UTF-8 JSON")
+	}
+	return frame, nil
 }
 
 func (c *Client) checkOpen() error {
@@ -298,7 +327,18 @@ type PublishFuture struct{ r *record }
 // the client closed.
 func (f *PublishFuture) Done() <-chan struct{} { return f.r.done }
 
-// Err is the outcome once Done is closed: nil when acknowledged.
+// Wait waits for the outcome, or for ctx.
+func (f *PublishFuture) Wait(ctx context.Context) error {
+	select {
+	case <-f.r.done:
+		return f.r.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Err is the outcome once Done is closed: nil when acknowledged (and while
+// still pending: use Done or Wait first).
 func (f *PublishFuture) Err() error {
 	select {
 	case <-f.r.done:

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -29,7 +30,12 @@ type Message struct {
 	Mid uint64
 
 	c       *Client
-	settled atomic.Bool
+	epoch   uint64       // the broker session it came from
+	settled *atomic.Bool // shared by the copies of one delivery
+	// for an acknowledged delivery handed to several subscriptions: acked
+	// when the last handler is done, if none failed
+	votes  *atomic.Int32
+	failed *atomic.Bool
 }
 
 // Decode unmarshals Data into v with the codec's library.
@@ -52,7 +58,10 @@ func (m *Message) settle(op string) error {
 	if m.Mid == 0 {
 		return ErrNotAckable
 	}
-	if !m.settled.CompareAndSwap(false, true) {
+	if m.epoch != m.c.epoch.Load() {
+		return nil // from a session the broker no longer has: nothing to ack
+	}
+	if m.settled == nil || !m.settled.CompareAndSwap(false, true) {
 		return nil
 	}
 	err := m.c.send(protocol.Append(m.c.opts.Codec, nil, &protocol.Frame{Op: op, Mid: m.Mid, HasMid: true}))
@@ -96,8 +105,10 @@ type Subscription struct {
 
 	mu       sync.Mutex
 	queue    []*Message
+	open     map[uint64]uint64 // mid → epoch of acknowledged messages queued or being handled
 	bytes    int
-	stopped  bool
+	stopped  bool   // no more messages are queued
+	closing  bool   // ready is closed
 	dropped  uint64 // since the last report
 	total    uint64
 	ready    chan struct{}
@@ -165,6 +176,16 @@ func (c *Client) Subscribe(ctx context.Context, filter string, handler Handler, 
 	_, err := c.request(ctx, func(id uint64) []byte { return s.subFrame(c.opts.Codec, id) })
 	if err != nil {
 		s.drop()
+		var perr *Error
+		if !errors.As(err, &perr) {
+			// the sub may have reached the broker: take it back, without
+			// holding the caller
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), c.opts.DialTimeout)
+				defer cancel()
+				_ = c.unsub(ctx, s.filter, s.group)
+			}()
+		}
 		return nil, err
 	}
 	return s, nil
@@ -183,11 +204,12 @@ func (s *Subscription) unsubscribe(ctx context.Context, drain bool) error {
 		delete(c.subs, s.key())
 	}
 	c.mu.Unlock()
-	f := protocol.Frame{Op: protocol.OpUnsub, Topic: s.filter, Group: s.group}
-	_, err := c.request(ctx, func(id uint64) []byte {
-		f.ID, f.HasID = id, true
-		return protocol.Append(c.opts.Codec, nil, &f)
-	})
+	var err error
+	if !drain || !s.ack {
+		// (draining an acknowledged subscription keeps it at the broker,
+		// with what it still holds, for the session)
+		err = c.unsub(ctx, s.filter, s.group)
+	}
 	if drain {
 		s.finish()
 	} else {
@@ -210,14 +232,27 @@ func (s *Subscription) drop() {
 // stop ends the handler goroutine, discarding the queue.
 func (s *Subscription) stop() {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.stopped = true
 	s.queue, s.bytes = nil, 0
-	s.mu.Unlock()
-	s.stopOnce.Do(func() { close(s.ready) })
+	s.closeReadyLocked()
 }
 
-// finish ends the handler goroutine after the queued messages.
-func (s *Subscription) finish() { s.stopOnce.Do(func() { close(s.ready) }) }
+// finish ends the handler goroutine after the queued messages; nothing
+// more is queued.
+func (s *Subscription) finish() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopped = true
+	s.closeReadyLocked()
+}
+
+func (s *Subscription) closeReadyLocked() {
+	if !s.closing {
+		s.closing = true
+		close(s.ready)
+	}
+}
 
 // enqueue hands m to the handler goroutine, dropping it when the pending
 // bounds are reached.
@@ -228,8 +263,21 @@ func (s *Subscription) enqueue(m *Message) {
 		s.mu.Unlock()
 		return
 	}
+	if m.Mid != 0 {
+		// a redelivery (a resumed session) of a message still here is skipped
+		if ep, ok := s.open[m.Mid]; ok && ep == m.epoch && m.Redelivered {
+			s.mu.Unlock()
+			return
+		}
+		if s.open == nil {
+			s.open = make(map[uint64]uint64)
+		}
+		s.open[m.Mid] = m.epoch
+	}
 	size := len(m.Data) + len(m.Topic) + 64
-	if len(s.queue) > 0 && (len(s.queue) >= o.PendingMessages || s.bytes+size > o.PendingBytes) {
+	// an acknowledged subscription is bounded by its window at the broker:
+	// dropping here would only delay the message by an ack wait
+	if !s.ack && len(s.queue) > 0 && (len(s.queue) >= o.PendingMessages || s.bytes+size > o.PendingBytes) {
 		s.dropped++
 		s.total++
 		first := s.dropped == 1
@@ -247,13 +295,13 @@ func (s *Subscription) enqueue(m *Message) {
 	s.dropped = 0
 	s.queue = append(s.queue, m)
 	s.bytes += size
+	select { // under the lock: ready is closed only with it held
+	case s.ready <- struct{}{}:
+	default:
+	}
 	s.mu.Unlock()
 	if report > 0 {
 		s.c.reportError(&SlowConsumerError{Filter: s.filter, Group: s.group, Dropped: report})
-	}
-	select {
-	case s.ready <- struct{}{}:
-	default:
 	}
 }
 
@@ -281,8 +329,21 @@ func (s *Subscription) run() {
 		s.bytes -= len(m.Data) + len(m.Topic) + 64
 		s.mu.Unlock()
 		err := s.call(m)
-		if m.Mid != 0 && s.autoAck && err == nil {
-			_ = m.Ack()
+		if m.Mid != 0 {
+			s.mu.Lock()
+			if s.open[m.Mid] == m.epoch {
+				delete(s.open, m.Mid)
+			}
+			s.mu.Unlock()
+		}
+		if m.Mid != 0 && s.autoAck {
+			if err != nil {
+				m.failed.Store(true)
+			}
+			// the last of the subscriptions sharing the delivery decides
+			if m.votes.Add(-1) == 0 && !m.failed.Load() {
+				_ = m.Ack()
+			}
 		}
 	}
 }
@@ -303,9 +364,6 @@ var errPanic = &Error{Code: protocol.CodeInternal, Reason: "handler panicked"}
 // subscription for a group delivery, else every plain or acknowledged
 // subscription whose filter matches.
 func (c *Client) dispatch(codec protocol.Codec, f *protocol.Frame) {
-	data := append([]byte(nil), f.Data...)
-	m := &Message{Topic: f.Topic, Data: data, Codec: codec, Group: f.Group,
-		Redelivered: f.Redelivered, Retained: f.Retained, Mid: f.Mid, c: c}
 	c.mu.Lock()
 	var targets []*Subscription
 	for _, s := range c.subs {
@@ -317,7 +375,20 @@ func (c *Client) dispatch(codec protocol.Codec, f *protocol.Frame) {
 		}
 	}
 	c.mu.Unlock()
+	settled, votes, failed := new(atomic.Bool), new(atomic.Int32), new(atomic.Bool)
 	for _, s := range targets {
+		if s.ack && s.autoAck {
+			votes.Add(1)
+		}
+	}
+	for _, s := range targets {
+		// each subscription gets its own copy: handlers may keep or change it
+		m := &Message{Topic: f.Topic, Data: append([]byte(nil), f.Data...), Codec: codec, Group: f.Group,
+			Redelivered: f.Redelivered, Retained: f.Retained, c: c, epoch: c.epoch.Load(),
+			settled: settled, votes: votes, failed: failed}
+		if s.ack {
+			m.Mid = f.Mid
+		}
 		s.enqueue(m)
 	}
 }

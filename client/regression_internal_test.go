@@ -1,0 +1,50 @@
+package client
+
+import (
+	"log/slog"
+	"sync"
+	"testing"
+)
+
+// enqueue races with stop(): the send on s.ready happens after s.mu is
+// released, so stop() can close ready in between -> panic on send on closed channel.
+func TestRegressionEnqueueStopPanic(t *testing.T) {
+	c := &Client{opts: Options{PendingMessages: 1000, PendingBytes: 1 << 20, Logger: slog.New(slog.DiscardHandler)}}
+	var panics int
+	for i := 0; i < 20000 && panics == 0; i++ {
+		s := &Subscription{c: c, filter: "t", ready: make(chan struct{}, 1), done: make(chan struct{})}
+		var wg sync.WaitGroup
+		wg.Add(2)
+		start := make(chan struct{})
+		go func() {
+			defer wg.Done()
+			defer func() {
+				if r := recover(); r != nil {
+					panics++
+					t.Logf("iteration %d: panic in enqueue: %v", i, r)
+				}
+			}()
+			<-start
+			s.enqueue(&Message{Topic: "t"})
+		}()
+		go func() { defer wg.Done(); <-start; s.stop() }()
+		close(start)
+		wg.Wait()
+	}
+	if panics > 0 {
+		t.Errorf("enqueue panicked (send on closed channel)")
+	}
+}
+
+// finish() (the Drain path) never sets stopped: any enqueue after it panics.
+func TestRegressionEnqueueAfterFinishPanics(t *testing.T) {
+	c := &Client{opts: Options{PendingMessages: 1000, PendingBytes: 1 << 20, Logger: slog.New(slog.DiscardHandler)}}
+	s := &Subscription{c: c, filter: "t", ready: make(chan struct{}, 1), done: make(chan struct{})}
+	s.finish()
+	defer func() {
+		if r := recover(); r != nil {
+			t.Errorf("enqueue after finish panicked: %v", r)
+		}
+	}()
+	s.enqueue(&Message{Topic: "t"})
+}
