@@ -25,6 +25,8 @@ type Broker struct {
 	index    index
 	retained retainStore
 	stats    counters
+	cluster  Cluster // nil for a single node
+	interest interest
 
 	// upgraders[0] negotiates no subprotocol (none offered: JSON);
 	// upgraders[1+codec] echoes that codec's subprotocol.
@@ -80,6 +82,14 @@ func New(opts Options) (*Broker, error) {
 	}
 	b.bgWG.Add(1)
 	go b.redeliverer()
+	if o.Cluster != nil {
+		b.cluster = o.Cluster
+		b.interest.c = o.Cluster
+		if err := o.Cluster.Start(clusterNode{b}); err != nil {
+			_ = b.Shutdown(context.Background())
+			return nil, fmt.Errorf("ferry: cluster: %w", err)
+		}
+	}
 	return b, nil
 }
 
@@ -449,6 +459,11 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	}
 	for _, s := range locals {
 		s.Unsubscribe()
+	}
+	if b.cluster != nil {
+		if err := b.cluster.Close(); err != nil {
+			b.log.Warn("ferry: leaving the cluster", "err", err)
+		}
 	}
 	finished := make(chan struct{})
 	go func() {

@@ -374,7 +374,7 @@ func (c *conn) publish(codec protocol.Codec, f *protocol.Frame) *protocol.Error 
 	if protocol.IsSystem(f.Topic) {
 		return protocol.Errorf(protocol.CodeForbidden, "pub: topic %q: topics starting with '$' are reserved for the broker", f.Topic)
 	}
-	return c.b.route(context.Background(), &delivery{b: c.b, topic: f.Topic, codec: codec, data: f.Data}, f.Retain)
+	return c.b.route(context.Background(), &delivery{b: c.b, topic: f.Topic, codec: codec, data: f.Data}, f.Retain, f.HasID)
 }
 
 // lockedConn serializes whole writes to the socket between the writer

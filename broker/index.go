@@ -83,6 +83,29 @@ func (x *index) addMember(s *subscription, name string) {
 	x.count++
 }
 
+// group returns the queue group name on filter, or nil.
+func (x *index) group(filter, name string) *group {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	n := &x.root
+	for rest, more := filter, true; more; {
+		var level string
+		level, rest, more = strings.Cut(rest, "/")
+		switch level {
+		case "+":
+			n = n.plus
+		case "#":
+			n = n.hash
+		default:
+			n = n.children[level]
+		}
+		if n == nil {
+			return nil
+		}
+	}
+	return n.groups[name]
+}
+
 // removeMember takes s out of its group, and the group out of the index
 // when it was the last member.
 func (x *index) removeMember(s *subscription) {

@@ -113,6 +113,9 @@ type Options struct {
 	// topic). Defaults 10000 and 64 MiB.
 	MaxRetained      int
 	MaxRetainedBytes int
+	// Cluster, when set, joins this broker to others (see package
+	// natscluster). Default: a single node.
+	Cluster Cluster
 	// CheckOrigin, when set, decides whether a WebSocket request may
 	// connect; a refused request gets HTTP 403. Default: all origins.
 	CheckOrigin func(r *http.Request) bool

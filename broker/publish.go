@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -69,7 +70,31 @@ type stalled struct {
 // store refuses the publish. Full queues get a brief stall (MaxStall in
 // total for this publish, or until ctx ends) after every subscriber with
 // room was served; then the slow-consumer policy applies.
-func (b *Broker) route(ctx context.Context, d *delivery, retain bool) *protocol.Error {
+func (b *Broker) route(ctx context.Context, d *delivery, retain, confirm bool) *protocol.Error {
+	if b.cluster == nil {
+		return b.routeLocal(ctx, d, retain, true)
+	}
+	if retain {
+		// stored here first, for the limit; every node stores it when the
+		// cluster brings it
+		if err := b.retained.set(b, d.stored()); err != nil {
+			return err
+		}
+	}
+	m := ClusterMessage{Topic: d.topic, Data: d.data, Codec: d.codec, Retain: retain}
+	if err := b.cluster.Publish(ctx, m, confirm); errors.Is(err, ErrNotConfirmed) {
+		return protocol.Errorf(protocol.CodeInternal, "pub: %v", err)
+	} else if err != nil {
+		// the cluster is unreachable: this node's subscribers still get it
+		b.log.Debug("ferry: cluster publish failed, delivering locally", "err", err)
+		return b.routeLocal(ctx, d, false, true)
+	}
+	return nil
+}
+
+// routeLocal delivers d to this node's subscriptions (with groups: its
+// queue groups too).
+func (b *Broker) routeLocal(ctx context.Context, d *delivery, retain, groups bool) *protocol.Error {
 	m := matchPool.Get().(*matches)
 	defer func() { m.reset(); matchPool.Put(m) }()
 	var rerr *protocol.Error
@@ -105,9 +130,11 @@ func (b *Broker) route(ctx context.Context, d *delivery, retain bool) *protocol.
 			s.overflow()
 		}
 	}
-	for _, g := range m.groups {
-		if b.deliverGroup(ctx, g, d, &clock, &ackClock) {
-			delivered++
+	if groups {
+		for _, g := range m.groups {
+			if b.deliverGroup(ctx, g, d, &clock, &ackClock) {
+				delivered++
+			}
 		}
 	}
 	for _, w := range waits {
@@ -188,7 +215,7 @@ func (b *Broker) Publish(ctx context.Context, m Message) error {
 	if err := m.validate(); err != nil {
 		return err
 	}
-	if err := b.route(ctx, &delivery{b: b, topic: m.Topic, codec: m.Codec, data: m.Data}, m.Retain); err != nil {
+	if err := b.route(ctx, &delivery{b: b, topic: m.Topic, codec: m.Codec, data: m.Data}, m.Retain, true); err != nil {
 		return fmt.Errorf("%w: %s", ErrLimit, err.Reason)
 	}
 	return nil

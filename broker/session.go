@@ -274,6 +274,7 @@ func (ss *session) subscribe(t transport, filter, group string, ack bool, window
 	} else {
 		retained = b.index.addWithRetained(s, &b.retained)
 	}
+	b.interest.add(filter, group, 1)
 	return s, false, retained, nil
 }
 
@@ -299,8 +300,10 @@ func (ss *session) removeLocked(s *subscription) []*stored {
 	s.removed = true
 	b.stats.subscriptions.Add(-1)
 	if s.group != nil {
+		b.interest.add(s.filter, s.group.name, -1)
 		b.index.removeMember(s)
 	} else {
+		b.interest.add(s.filter, "", -1)
 		b.index.remove(s)
 	}
 	if s.ack == nil {

@@ -30,6 +30,8 @@ type Stats struct {
 	// subscriptions' queues and windows now.
 	AckPending  int
 	AckInflight int
+	// Cluster is the cluster's status, when the broker is in one.
+	Cluster *ClusterStatus `json:",omitempty"`
 	// SlowConsumers counts connections closed for a full queue under the
 	// Disconnect policy.
 	SlowConsumers uint64
@@ -72,6 +74,10 @@ func (b *Broker) Stats() Stats {
 		SlowConsumers:    b.stats.slowConsumers.Load(),
 		BadFrames:        b.stats.badFrames.Load(),
 		Panics:           b.stats.panics.Load(),
+	}
+	if b.cluster != nil {
+		cs := b.cluster.Status()
+		s.Cluster = &cs
 	}
 	b.mu.Lock()
 	s.Sessions = len(b.sessions)

@@ -1,0 +1,158 @@
+package broker
+
+import (
+	"context"
+	"sync"
+
+	"github.com/ferry-io/ferry/protocol"
+)
+
+// Cluster joins several brokers into one: a message published on any node
+// reaches the matching subscribers of every node, once each. The default
+// (Options.Cluster nil) is a single node; package natscluster implements
+// it over NATS.
+//
+// The broker calls Interest and Group as its subscriptions come and go
+// (reference counted: on for the first subscription of a filter, off after
+// the last), so that a node receives only the traffic it needs.
+type Cluster interface {
+	// Start connects the cluster. n is how messages from the cluster reach
+	// this node.
+	Start(n ClusterNode) error
+	// Publish sends a message published on this node to every node with
+	// interest, this one included (its subscribers get it from the
+	// cluster, so that each gets it once). With confirm it returns only
+	// once the cluster has confirmed it. An error means the message was
+	// not sent: the broker then delivers it to this node's subscribers
+	// only.
+	Publish(ctx context.Context, m ClusterMessage, confirm bool) error
+	// Interest reports that this node gained (on) or lost its
+	// subscriptions on filter.
+	Interest(filter string, on bool)
+	// Group reports that this node gained or lost members of the queue
+	// group name on filter.
+	Group(filter, name string, on bool)
+	// Connected reports whether messages flow through the cluster now.
+	Connected() bool
+	// Status describes the cluster for health checks.
+	Status() ClusterStatus
+	// Close leaves the cluster.
+	Close() error
+}
+
+// ClusterMessage is a message crossing nodes.
+type ClusterMessage struct {
+	Topic  string
+	Data   []byte
+	Codec  protocol.Codec
+	Retain bool
+}
+
+// ClusterStatus describes a node's cluster connection.
+type ClusterStatus struct {
+	Connected bool   `json:"connected"`
+	Server    string `json:"server,omitempty"`
+	// Sent and Received count messages through the cluster; LocalOnly
+	// counts messages published while the cluster was unreachable, which
+	// reached this node's subscribers only.
+	Sent      uint64 `json:"sent"`
+	Received  uint64 `json:"received"`
+	LocalOnly uint64 `json:"local_only"`
+	Dropped   uint64 `json:"dropped"`
+}
+
+// ClusterNode is how a Cluster hands messages to its broker.
+type ClusterNode interface {
+	// Deliver routes a message from the cluster to this node's direct
+	// (non-group) subscriptions.
+	Deliver(m ClusterMessage)
+	// DeliverGroup routes a message from the cluster to one member of the
+	// queue group name on filter on this node.
+	DeliverGroup(filter, name string, m ClusterMessage)
+	// SetRetained stores a retained message published on any node.
+	SetRetained(m ClusterMessage)
+	// Retained returns this node's retained messages, for a node that
+	// starts later.
+	Retained() []ClusterMessage
+}
+
+// clusterNode is the broker as a ClusterNode.
+type clusterNode struct{ b *Broker }
+
+func (n clusterNode) Deliver(m ClusterMessage) {
+	d := &delivery{b: n.b, topic: m.Topic, codec: m.Codec, data: m.Data}
+	n.b.routeLocal(context.Background(), d, false, false)
+}
+
+func (n clusterNode) DeliverGroup(filter, name string, m ClusterMessage) {
+	d := &delivery{b: n.b, topic: m.Topic, codec: m.Codec, data: m.Data}
+	if g := n.b.index.group(filter, name); g != nil {
+		clock := stallClock{b: n.b, budget: n.b.opts.MaxStall}
+		ackClock := stallClock{b: n.b, budget: n.b.opts.AckStall}
+		defer clock.stop()
+		defer ackClock.stop()
+		n.b.deliverGroup(context.Background(), g, d, &clock, &ackClock)
+	}
+}
+
+func (n clusterNode) SetRetained(m ClusterMessage) {
+	st := &stored{topic: m.Topic, codec: m.Codec, data: m.Data}
+	// under the index's read lock, as route does: see addWithRetained
+	n.b.index.mu.RLock()
+	defer n.b.index.mu.RUnlock()
+	_ = n.b.retained.set(n.b, st)
+}
+
+func (n clusterNode) Retained() []ClusterMessage {
+	r := &n.b.retained
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]ClusterMessage, 0, len(r.msgs))
+	for _, m := range r.msgs {
+		out = append(out, ClusterMessage{Topic: m.topic, Data: m.data, Codec: m.codec, Retain: true})
+	}
+	return out
+}
+
+// interest counts this node's subscriptions per filter and per group, and
+// tells the cluster about the first and the last.
+type interest struct {
+	mu     sync.Mutex
+	c      Cluster
+	direct map[string]int
+	groups map[[2]string]int
+}
+
+func (in *interest) add(filter, group string, delta int) {
+	if in.c == nil {
+		return
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if group == "" {
+		if in.direct == nil {
+			in.direct = make(map[string]int)
+		}
+		n := in.direct[filter] + delta
+		in.direct[filter] = n
+		if n == 0 {
+			delete(in.direct, filter)
+		}
+		if (delta > 0 && n == 1) || (delta < 0 && n == 0) {
+			in.c.Interest(filter, delta > 0)
+		}
+		return
+	}
+	if in.groups == nil {
+		in.groups = make(map[[2]string]int)
+	}
+	k := [2]string{filter, group}
+	n := in.groups[k] + delta
+	in.groups[k] = n
+	if n == 0 {
+		delete(in.groups, k)
+	}
+	if (delta > 0 && n == 1) || (delta < 0 && n == 0) {
+		in.c.Group(filter, group, delta > 0)
+	}
+}

@@ -1,0 +1,514 @@
+// Package natscluster joins ferry brokers into one cluster through NATS.
+//
+// Every message published on a node goes to NATS, and every node with
+// interest (this one included) delivers it to its subscribers, so each
+// subscriber gets it once. A node subscribes on NATS only to the filters its
+// own clients have. Queue groups become NATS queue subscriptions, so each
+// message goes to one member across the cluster. Retained messages are
+// broadcast to every node; a node that starts asks another for a snapshot.
+// See docs/clustering.md.
+package natscluster
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ferry-io/ferry/broker"
+	"github.com/ferry-io/ferry/protocol"
+	"github.com/nats-io/nats.go"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// DefaultPrefix is the first token of ferry's NATS subjects.
+const DefaultPrefix = "ferry"
+
+// Options configure a Cluster.
+type Options struct {
+	// URLs of the NATS servers (comma-separated list or several entries).
+	URLs []string
+	// Conn is an existing connection to use instead of dialling URLs; the
+	// application keeps owning it (Close leaves it open).
+	Conn *nats.Conn
+	// NATSOptions are extra options for the connection Cluster makes
+	// (credentials, TLS, name).
+	NATSOptions []nats.Option
+	// Prefix is the first token of every subject. Default "ferry".
+	Prefix string
+	// Buffer is how many incoming messages may wait for the broker; past it
+	// NATS counts this node as a slow consumer and drops. Default 65536.
+	Buffer int
+	// SnapshotTimeout bounds the wait for another node's retained messages
+	// at start. Default 2 s.
+	SnapshotTimeout time.Duration
+	// Logger, default slog.Default().
+	Logger *slog.Logger
+}
+
+// Cluster is a broker.Cluster over NATS.
+type Cluster struct {
+	opts   Options
+	nc     *nats.Conn
+	owned  bool
+	node   broker.ClusterNode
+	origin string
+	log    *slog.Logger
+
+	ch   chan *nats.Msg
+	done chan struct{}
+	wg   sync.WaitGroup
+
+	pubMu sync.Mutex // orders seq with the publish
+	seq   uint64
+
+	mu     sync.Mutex
+	direct map[string][]*nats.Subscription    // filter → subscriptions
+	groups map[[2]string][]*nats.Subscription // (filter, group) → queue subscriptions
+	subGrp map[*nats.Subscription][2]string   // queue subscription → its group
+	last   map[string]uint64                  // dedupe: last sequence per origin (and group)
+	sys    []*nats.Subscription
+
+	sent, received, localOnly, dropped atomic.Uint64
+}
+
+var _ broker.Cluster = (*Cluster)(nil)
+
+// New returns a Cluster; the broker starts it (broker.Options.Cluster).
+func New(o Options) (*Cluster, error) {
+	if o.Conn == nil && len(o.URLs) == 0 {
+		return nil, errors.New("natscluster: no NATS URLs and no connection")
+	}
+	if o.Prefix == "" {
+		o.Prefix = DefaultPrefix
+	}
+	if !validToken(o.Prefix) {
+		return nil, fmt.Errorf("natscluster: prefix %q: letters, digits, - and _ only", o.Prefix)
+	}
+	if o.Buffer <= 0 {
+		o.Buffer = 1 << 16
+	}
+	if o.SnapshotTimeout <= 0 {
+		o.SnapshotTimeout = 2 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return &Cluster{
+		opts:   o,
+		log:    o.Logger,
+		origin: nats.NewInbox()[len(nats.InboxPrefix):],
+		ch:     make(chan *nats.Msg, o.Buffer),
+		done:   make(chan struct{}),
+		direct: make(map[string][]*nats.Subscription),
+		groups: make(map[[2]string][]*nats.Subscription),
+		subGrp: make(map[*nats.Subscription][2]string),
+		last:   make(map[string]uint64),
+	}, nil
+}
+
+// Start implements broker.Cluster.
+func (c *Cluster) Start(n broker.ClusterNode) error {
+	c.node = n
+	if c.opts.Conn != nil {
+		c.nc = c.opts.Conn
+	} else {
+		opts := append([]nats.Option{
+			nats.Name("ferry"),
+			nats.MaxReconnects(-1),
+			nats.ReconnectBufSize(-1), // live traffic: no replay of a gap
+			nats.RetryOnFailedConnect(true),
+			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+				c.log.Warn("natscluster: disconnected from NATS; publishing locally only", "err", err)
+			}),
+			nats.ReconnectHandler(func(nc *nats.Conn) {
+				c.log.Info("natscluster: reconnected to NATS", "server", nc.ConnectedUrlRedacted())
+			}),
+			nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+				if errors.Is(err, nats.ErrSlowConsumer) {
+					c.dropped.Add(1)
+				}
+				c.log.Warn("natscluster: NATS error", "err", err)
+			}),
+		}, c.opts.NATSOptions...)
+		nc, err := nats.Connect(strings.Join(c.opts.URLs, ","), opts...)
+		if err != nil {
+			return err
+		}
+		c.nc, c.owned = nc, true
+	}
+	c.snapshot()
+	sysR, err := c.nc.ChanSubscribe(c.sysSubject("retained"), c.ch)
+	if err != nil {
+		return err
+	}
+	sysS, err := c.nc.QueueSubscribe(c.sysSubject("snapshot"), "snapshot", c.answerSnapshot)
+	if err != nil {
+		return err
+	}
+	c.sys = []*nats.Subscription{sysR, sysS}
+	c.wg.Add(1)
+	go c.dispatch()
+	return nil
+}
+
+// Close implements broker.Cluster.
+func (c *Cluster) Close() error {
+	c.mu.Lock()
+	subs := append([]*nats.Subscription(nil), c.sys...)
+	for _, ss := range c.direct {
+		subs = append(subs, ss...)
+	}
+	for _, ss := range c.groups {
+		subs = append(subs, ss...)
+	}
+	c.direct = map[string][]*nats.Subscription{}
+	c.groups = map[[2]string][]*nats.Subscription{}
+	c.mu.Unlock()
+	for _, s := range subs {
+		_ = s.Unsubscribe()
+	}
+	close(c.done)
+	c.wg.Wait()
+	if c.owned {
+		c.nc.Close()
+	}
+	return nil
+}
+
+// Connected implements broker.Cluster.
+func (c *Cluster) Connected() bool { return c.nc != nil && c.nc.IsConnected() }
+
+// Status implements broker.Cluster.
+func (c *Cluster) Status() broker.ClusterStatus {
+	s := broker.ClusterStatus{
+		Connected: c.Connected(),
+		Sent:      c.sent.Load(),
+		Received:  c.received.Load(),
+		LocalOnly: c.localOnly.Load(),
+		Dropped:   c.dropped.Load(),
+	}
+	if s.Connected {
+		s.Server = c.nc.ConnectedUrlRedacted()
+	}
+	return s
+}
+
+// Header keys.
+const (
+	hOrigin = "Ferry-Origin"
+	hSeq    = "Ferry-Seq"
+	hCodec  = "Ferry-Codec"
+	hTopic  = "Ferry-Topic"
+	hEnd    = "Ferry-End"
+)
+
+// Publish implements broker.Cluster.
+func (c *Cluster) Publish(ctx context.Context, m broker.ClusterMessage, confirm bool) error {
+	if !c.Connected() {
+		c.localOnly.Add(1)
+		return errors.New("natscluster: not connected to NATS")
+	}
+	msg := &nats.Msg{Subject: c.subject(m.Topic), Data: m.Data, Header: nats.Header{}}
+	msg.Header.Set(hCodec, codecName(m.Codec))
+	c.pubMu.Lock()
+	c.seq++
+	msg.Header.Set(hOrigin, c.origin)
+	msg.Header.Set(hSeq, strconv.FormatUint(c.seq, 10))
+	err := c.nc.PublishMsg(msg)
+	if err == nil && m.Retain {
+		// the retained value for every node (live delivery is the message
+		// above)
+		r := &nats.Msg{Subject: c.sysSubject("retained"), Data: m.Data, Header: nats.Header{}}
+		r.Header.Set(hCodec, codecName(m.Codec))
+		r.Header.Set(hTopic, m.Topic)
+		err = c.nc.PublishMsg(r)
+	}
+	c.pubMu.Unlock()
+	if err != nil {
+		c.localOnly.Add(1)
+		return err
+	}
+	c.sent.Add(1)
+	if confirm {
+		// the server has it once a flush round trip returns
+		if _, ok := ctx.Deadline(); !ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+		}
+		if err := c.nc.FlushWithContext(ctx); err != nil {
+			// sent, perhaps: not to be delivered locally as well
+			return fmt.Errorf("%w: %v", broker.ErrNotConfirmed, err)
+		}
+	}
+	return nil
+}
+
+// Interest implements broker.Cluster.
+func (c *Cluster) Interest(filter string, on bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !on {
+		for _, s := range c.direct[filter] {
+			_ = s.Unsubscribe()
+		}
+		delete(c.direct, filter)
+		return
+	}
+	for _, subj := range c.filterSubjects(filter) {
+		s, err := c.nc.ChanSubscribe(subj, c.ch)
+		if err != nil {
+			c.log.Error("natscluster: subscribe", "subject", subj, "err", err)
+			continue
+		}
+		c.direct[filter] = append(c.direct[filter], s)
+	}
+}
+
+// Group implements broker.Cluster.
+func (c *Cluster) Group(filter, name string, on bool) {
+	k := [2]string{filter, name}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !on {
+		for _, s := range c.groups[k] {
+			_ = s.Unsubscribe()
+			delete(c.subGrp, s)
+		}
+		delete(c.groups, k)
+		return
+	}
+	for _, subj := range c.filterSubjects(filter) {
+		s, err := c.nc.ChanQueueSubscribe(subj, queueName(name), c.ch)
+		if err != nil {
+			c.log.Error("natscluster: queue subscribe", "subject", subj, "err", err)
+			continue
+		}
+		c.groups[k] = append(c.groups[k], s)
+		c.subGrp[s] = k
+	}
+}
+
+// dispatch hands incoming messages to the broker, in the order NATS
+// delivered them, once per node (and once per queue group).
+func (c *Cluster) dispatch() {
+	defer c.wg.Done()
+	retained := c.sysSubject("retained")
+	for {
+		select {
+		case <-c.done:
+			return
+		case m := <-c.ch:
+			codec := parseCodec(m.Header.Get(hCodec))
+			if m.Subject == retained {
+				c.node.SetRetained(broker.ClusterMessage{Topic: m.Header.Get(hTopic), Data: m.Data, Codec: codec, Retain: true})
+				continue
+			}
+			topic, ok := c.topic(m.Subject)
+			if !ok {
+				continue
+			}
+			c.mu.Lock()
+			g, isGroup := c.subGrp[m.Sub]
+			c.mu.Unlock()
+			key := m.Header.Get(hOrigin)
+			if isGroup {
+				key += "\x00" + g[0] + "\x00" + g[1]
+			}
+			seq, _ := strconv.ParseUint(m.Header.Get(hSeq), 10, 64)
+			// overlapping subscriptions bring a message more than once, in
+			// order: deliver it the first time
+			if seq <= c.last[key] {
+				continue
+			}
+			c.last[key] = seq
+			c.received.Add(1)
+			cm := broker.ClusterMessage{Topic: topic, Data: m.Data, Codec: codec}
+			if isGroup {
+				c.node.DeliverGroup(g[0], g[1], cm)
+			} else {
+				c.node.Deliver(cm)
+			}
+		}
+	}
+}
+
+// snapshot asks another node for its retained messages.
+func (c *Cluster) snapshot() {
+	inbox := c.nc.NewRespInbox()
+	sub, err := c.nc.SubscribeSync(inbox)
+	if err != nil {
+		return
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := c.nc.PublishRequest(c.sysSubject("snapshot"), inbox, nil); err != nil {
+		return
+	}
+	deadline := time.Now().Add(c.opts.SnapshotTimeout)
+	for {
+		m, err := sub.NextMsg(time.Until(deadline))
+		if err != nil || m.Header.Get("Status") != "" {
+			return // timeout, or no other node
+		}
+		var entries [][3][]byte
+		if err := msgpack.Unmarshal(m.Data, &entries); err == nil {
+			for _, e := range entries {
+				c.node.SetRetained(broker.ClusterMessage{Topic: string(e[0]), Codec: parseCodec(string(e[1])), Data: e[2], Retain: true})
+			}
+		}
+		if m.Header.Get(hEnd) != "" {
+			return
+		}
+	}
+}
+
+// answerSnapshot sends this node's retained messages, in chunks.
+func (c *Cluster) answerSnapshot(req *nats.Msg) {
+	if req.Reply == "" {
+		return
+	}
+	const chunk = 256 << 10
+	var entries [][3][]byte
+	size := 0
+	send := func(end bool) {
+		b, _ := msgpack.Marshal(entries)
+		m := &nats.Msg{Subject: req.Reply, Data: b, Header: nats.Header{}}
+		if end {
+			m.Header.Set(hEnd, "1")
+		}
+		_ = c.nc.PublishMsg(m)
+		entries, size = entries[:0], 0
+	}
+	for _, r := range c.node.Retained() {
+		entries = append(entries, [3][]byte{[]byte(r.Topic), []byte(codecName(r.Codec)), r.Data})
+		size += len(r.Topic) + len(r.Data) + 16
+		if size >= chunk {
+			send(false)
+		}
+	}
+	send(true)
+}
+
+func codecName(c protocol.Codec) string {
+	if c == protocol.Msgpack {
+		return "m"
+	}
+	return "j"
+}
+
+func parseCodec(s string) protocol.Codec {
+	if s == "m" {
+		return protocol.Msgpack
+	}
+	return protocol.JSON
+}
+
+// Subjects. A topic level becomes a NATS token as it is when it consists
+// of letters, digits, '-' and '_'; any other level becomes '~' followed by
+// its base64url encoding. Tokens of the first kind never start with '~', so
+// the mapping is injective, and no encoded token is '*' or '>'. Filters map
+// '+' to '*' and '#' to '>' (plus the subject without it, since '#' also
+// matches zero levels). The broker's own subjects live under
+// "<prefix>_sys", which no topic subject can match.
+
+func validToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func token(level string) string {
+	if validToken(level) {
+		return level
+	}
+	return "~" + base64.RawURLEncoding.EncodeToString([]byte(level))
+}
+
+// Subject returns the NATS subject of a topic.
+func Subject(prefix, topic string) string {
+	var b strings.Builder
+	b.WriteString(prefix)
+	for rest, more := topic, true; more; {
+		var level string
+		level, rest, more = strings.Cut(rest, "/")
+		b.WriteByte('.')
+		b.WriteString(token(level))
+	}
+	return b.String()
+}
+
+// FilterSubjects returns the NATS subjects that together cover a filter.
+func FilterSubjects(prefix, filter string) []string {
+	var b strings.Builder
+	b.WriteString(prefix)
+	for rest, more := filter, true; more; {
+		var level string
+		level, rest, more = strings.Cut(rest, "/")
+		switch level {
+		case "#":
+			// '#' matches zero levels too
+			if b.Len() == len(prefix) {
+				return []string{prefix + ".>"}
+			}
+			return []string{b.String(), b.String() + ".>"}
+		case "+":
+			b.WriteString(".*")
+		default:
+			b.WriteByte('.')
+			b.WriteString(token(level))
+		}
+	}
+	return []string{b.String()}
+}
+
+// Topic returns the topic of a NATS subject, or false.
+func Topic(prefix, subject string) (string, bool) {
+	rest, ok := strings.CutPrefix(subject, prefix+".")
+	if !ok {
+		return "", false
+	}
+	var b strings.Builder
+	for first := true; ; first = false {
+		tok, tail, more := strings.Cut(rest, ".")
+		if !first {
+			b.WriteByte('/')
+		}
+		if enc, ok := strings.CutPrefix(tok, "~"); ok {
+			raw, err := base64.RawURLEncoding.DecodeString(enc)
+			if err != nil {
+				return "", false
+			}
+			b.Write(raw)
+		} else {
+			b.WriteString(tok)
+		}
+		if !more {
+			return b.String(), true
+		}
+		rest = tail
+	}
+}
+
+func (c *Cluster) subject(topic string) string { return Subject(c.opts.Prefix, topic) }
+func (c *Cluster) filterSubjects(f string) []string {
+	return FilterSubjects(c.opts.Prefix, f)
+}
+func (c *Cluster) topic(subject string) (string, bool) { return Topic(c.opts.Prefix, subject) }
+func (c *Cluster) sysSubject(name string) string       { return c.opts.Prefix + "_sys." + name }
+
+// queueName is a group's NATS queue name.
+func queueName(group string) string { return "g" + token(group) }
