@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/ferry-io/ferry/broker"
+	"github.com/ferry-io/ferry/natscluster"
+	"github.com/nats-io/nats.go"
 )
 
 //go:embed page.html
@@ -75,6 +77,12 @@ func versionString() string {
 }
 
 type serveConfig struct {
+	nats            string
+	natsPrefix      string
+	natsCreds       string
+	natsUser        string
+	natsPassword    string
+	natsTLSCA       string
 	listen          string
 	path            string
 	logLevel        string
@@ -110,6 +118,12 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.DurationVar(&cfg.opts.SessionTTL, "session-ttl", broker.DefaultSessionTTL, "how long a disconnected session is kept for resume (negative: no sessions)")
 	fs.IntVar(&cfg.opts.MaxRetained, "max-retained", broker.DefaultMaxRetained, "most retained messages (one per topic)")
 	fs.IntVar(&cfg.opts.MaxRetainedBytes, "max-retained-bytes", broker.DefaultMaxRetainedBytes, "bound of all retained messages, in bytes")
+	fs.StringVar(&cfg.nats, "nats", "", "join a cluster through NATS: comma-separated server URLs (nats://h1:4222,nats://h2:4222)")
+	fs.StringVar(&cfg.natsPrefix, "nats-prefix", natscluster.DefaultPrefix, "first token of ferry's NATS subjects")
+	fs.StringVar(&cfg.natsCreds, "nats-creds", "", "NATS credentials file")
+	fs.StringVar(&cfg.natsUser, "nats-user", "", "NATS user name")
+	fs.StringVar(&cfg.natsPassword, "nats-password", "", "NATS password (or set FERRY_NATS_PASSWORD)")
+	fs.StringVar(&cfg.natsTLSCA, "nats-tls-ca", "", "CA certificate file for TLS to NATS")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -160,6 +174,28 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg.opts.Logger = log
+	if cfg.nats != "" {
+		var nopts []nats.Option
+		if cfg.natsCreds != "" {
+			nopts = append(nopts, nats.UserCredentials(cfg.natsCreds))
+		}
+		if cfg.natsPassword == "" {
+			cfg.natsPassword = os.Getenv("FERRY_NATS_PASSWORD")
+		}
+		if cfg.natsUser != "" {
+			nopts = append(nopts, nats.UserInfo(cfg.natsUser, cfg.natsPassword))
+		}
+		if cfg.natsTLSCA != "" {
+			nopts = append(nopts, nats.RootCAs(cfg.natsTLSCA))
+		}
+		cl, err := natscluster.New(natscluster.Options{URLs: strings.Split(cfg.nats, ","), Prefix: cfg.natsPrefix,
+			NATSOptions: nopts, Logger: log})
+		if err != nil {
+			fmt.Fprintln(stderr, "ferry serve: --nats:", err)
+			return 2
+		}
+		cfg.opts.Cluster = cl
+	}
 	b, err := broker.New(cfg.opts)
 	if err != nil {
 		fmt.Fprintln(stderr, "ferry serve:", err)
@@ -177,7 +213,12 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{"status": "ok", "stats": b.Stats()})
+		st := b.Stats()
+		status := "ok"
+		if st.Cluster != nil && !st.Cluster.Connected {
+			status = "degraded: cluster unreachable, delivering locally"
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"status": status, "stats": st})
 	})
 	srv := &http.Server{
 		Handler:           mux,
