@@ -311,6 +311,22 @@ func TestThreeNodes(t *testing.T) {
 	checkRetained(nodes[2])
 	late := startNode(t, natsURL(ns[1]))
 	checkRetained(late)
+
+	// a node leaving does not disturb the others
+	nodes[1].stop()
+	base0, _ := plain[0].snapshot()
+	base2, _ := plain[2].snapshot()
+	for i := n; i < n+100; i++ {
+		if err := pub.Publish(context.Background(), "t/x", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for k, r := range []*recorder{plain[0], plain[2]} {
+		base := []int{len(base0), len(base2)}[k]
+		eventually(t, "deliveries after a node left", func() bool { g, _ := r.snapshot(); return len(g) >= base+100 })
+		g, _ := r.snapshot()
+		exactlyInOrder(t, "after a node left", g, n+100)
+	}
 }
 
 func TestNATSServerKilled(t *testing.T) {
