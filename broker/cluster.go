@@ -85,6 +85,9 @@ func (n clusterNode) Deliver(m ClusterMessage) {
 }
 
 func (n clusterNode) DeliverGroup(filter, name string, m ClusterMessage) {
+	if !protocol.Match(filter, m.Topic) { // the '$' rule, which subjects lack
+		return
+	}
 	d := &delivery{b: n.b, topic: m.Topic, codec: m.Codec, data: m.Data}
 	if g := n.b.index.group(filter, name); g != nil {
 		clock := stallClock{b: n.b, budget: n.b.opts.MaxStall}

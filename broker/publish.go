@@ -216,7 +216,10 @@ func (b *Broker) Publish(ctx context.Context, m Message) error {
 		return err
 	}
 	if err := b.route(ctx, &delivery{b: b, topic: m.Topic, codec: m.Codec, data: m.Data}, m.Retain, true); err != nil {
-		return fmt.Errorf("%w: %s", ErrLimit, err.Reason)
+		if err.Code == protocol.CodeLimit {
+			return fmt.Errorf("%w: %s", ErrLimit, err.Reason)
+		}
+		return fmt.Errorf("ferry: %s", err.Reason)
 	}
 	return nil
 }

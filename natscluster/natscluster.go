@@ -143,11 +143,12 @@ func (c *Cluster) Start(n broker.ClusterNode) error {
 		}
 		c.nc, c.owned = nc, true
 	}
-	c.snapshot()
+	// retained updates first, so none falls between snapshot and updates
 	sysR, err := c.nc.ChanSubscribe(c.sysSubject("retained"), c.ch)
 	if err != nil {
 		return err
 	}
+	c.snapshot()
 	sysS, err := c.nc.QueueSubscribe(c.sysSubject("snapshot"), "snapshot", c.answerSnapshot)
 	if err != nil {
 		return err
@@ -224,11 +225,13 @@ func (c *Cluster) Publish(ctx context.Context, m broker.ClusterMessage, confirm 
 	err := c.nc.PublishMsg(msg)
 	if err == nil && m.Retain {
 		// the retained value for every node (live delivery is the message
-		// above)
+		// above, sent already: a failure here is logged, not returned)
 		r := &nats.Msg{Subject: c.sysSubject("retained"), Data: m.Data, Header: nats.Header{}}
 		r.Header.Set(hCodec, codecName(m.Codec))
 		r.Header.Set(hTopic, m.Topic)
-		err = c.nc.PublishMsg(r)
+		if rerr := c.nc.PublishMsg(r); rerr != nil {
+			c.log.Warn("natscluster: retained value not broadcast", "topic", m.Topic, "err", rerr)
+		}
 	}
 	c.pubMu.Unlock()
 	if err != nil {
@@ -286,7 +289,7 @@ func (c *Cluster) Group(filter, name string, on bool) {
 		return
 	}
 	for _, subj := range c.filterSubjects(filter) {
-		s, err := c.nc.ChanQueueSubscribe(subj, queueName(name), c.ch)
+		s, err := c.nc.ChanQueueSubscribe(subj, queueName(filter, name), c.ch)
 		if err != nil {
 			c.log.Error("natscluster: queue subscribe", "subject", subj, "err", err)
 			continue
@@ -510,5 +513,9 @@ func (c *Cluster) filterSubjects(f string) []string {
 func (c *Cluster) topic(subject string) (string, bool) { return Topic(c.opts.Prefix, subject) }
 func (c *Cluster) sysSubject(name string) string       { return c.opts.Prefix + "_sys." + name }
 
-// queueName is a group's NATS queue name.
-func queueName(group string) string { return "g" + token(group) }
+// queueName is a group's NATS queue name. A ferry group is its name and
+// its filter, so both are in it (NATS would join same-named queues on
+// overlapping subjects).
+func queueName(filter, group string) string {
+	return "g" + base64.RawURLEncoding.EncodeToString([]byte(filter+"\x00"+group))
+}

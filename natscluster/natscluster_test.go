@@ -470,3 +470,39 @@ func TestSubjects(t *testing.T) {
 		}
 	}
 }
+
+func TestGroupsKeyedByFilter(t *testing.T) {
+	// group "w" on two overlapping filters is two groups: each gets every
+	// message; and a group on '#' gets no '$' topics
+	s := natsServer(t, "solo", 0, nil)
+	n1, n2 := startNode(t, natsURL(s)), startNode(t, natsURL(s))
+	a := subscribe(t, connect(t, n1.url), "j/+", client.Group("w"))
+	b := subscribe(t, connect(t, n2.url), "j/#", client.Group("w"))
+	pub := connect(t, n1.url)
+	probeUntil(t, pub, "j/x", a, b)
+	for i := 0; i < 100; i++ {
+		if err := pub.Publish(context.Background(), "j/x", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "both groups", func() bool {
+		ga, _ := a.snapshot()
+		gb, _ := b.snapshot()
+		return len(ga) == 100 && len(gb) == 100
+	})
+	sys := subscribe(t, connect(t, n2.url), "#", client.Group("all"))
+	if err := n1.b.Publish(context.Background(), broker.Message{Topic: "$SYS/x", Data: []byte("1")}); err != nil {
+		t.Fatal(err)
+	}
+	// a probe from the same publisher comes after the $SYS message
+	eventually(t, "probe after $SYS", func() bool {
+		if err := n1.b.Publish(context.Background(), broker.Message{Topic: "j/y", Data: []byte(`"probe"`)}); err != nil {
+			t.Fatal(err)
+		}
+		_, ok := sys.snapshot()
+		return ok
+	})
+	if g, _ := sys.snapshot(); len(g) != 0 {
+		t.Fatalf("group on # got $ topics: %v", g)
+	}
+}
