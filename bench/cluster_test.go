@@ -1,7 +1,7 @@
 // Package bench holds ferry's benchmarks that span several components.
 //
 //	go test -run '^$' -bench Cluster -benchtime 2000x ./bench
-package bench
+package main
 
 import (
 	"context"

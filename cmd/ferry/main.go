@@ -16,7 +16,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -45,6 +47,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serve(args[1:], stdout, stderr)
+	case "bench":
+		return bench(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "ferry", versionString())
 		return 0
@@ -62,8 +66,41 @@ func usage(w io.Writer) {
 
 Usage:
   ferry serve [flags]   run the broker (ferry serve -h lists the flags)
+  ferry bench [flags]   run the benchmark suite against NATS (needs the source tree and Go)
   ferry version         print the version
 `)
+}
+
+// bench runs the load tool of the source tree (go run ./bench): it builds
+// the broker under test from source, so it needs the tree and Go.
+func bench(args []string, stdout, stderr io.Writer) int {
+	dir, err := os.Getwd()
+	if err != nil {
+		fmt.Fprintln(stderr, "ferry bench:", err)
+		return 1
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "bench", "load")); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			fmt.Fprintln(stderr, "ferry bench: run it inside the ferry source tree (it runs `go run ./bench`)")
+			return 2
+		}
+		dir = parent
+	}
+	cmd := exec.Command("go", append([]string{"run", "./bench"}, args...)...)
+	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, stdout, stderr
+	if err := cmd.Run(); err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode()
+		}
+		fmt.Fprintln(stderr, "ferry bench:", err)
+		return 1
+	}
+	return 0
 }
 
 func versionString() string {

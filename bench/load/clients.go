@@ -1,0 +1,353 @@
+package load
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/ferry-io/ferry/protocol"
+	"github.com/lxzan/gws"
+	"github.com/nats-io/nats.go"
+)
+
+// Kind is the broker and codec a target uses.
+type Kind int
+
+const (
+	FerryJSON Kind = iota
+	FerryMsgpack
+	NATS
+)
+
+// Target is one broker configuration under test.
+type Target struct {
+	Name string
+	Kind Kind
+}
+
+// Targets are the rows of every table: ferry in both codecs, then NATS.
+var Targets = []Target{{"ferry-json", FerryJSON}, {"ferry-msgpack", FerryMsgpack}, {"nats", NATS}}
+
+// IsFerry reports whether t is a ferry target.
+func (t Target) IsFerry() bool { return t.Kind != NATS }
+
+// Conn is one client connection of the load generator. Every message it
+// publishes carries its send time (Unix ns) in the first bytes of a payload
+// of a fixed size; subscribers decode only that time.
+type Conn interface {
+	// Subscribe subscribes to topic (ferry syntax: / + #) and returns once
+	// the broker has confirmed it. onMsg runs on the connection's reading
+	// goroutine, one call at a time.
+	Subscribe(topic string, onMsg func(sentNs int64)) error
+	// Publish sends one message without waiting for any acknowledgement.
+	Publish(topic string, sentNs int64) error
+	// Flush returns once the broker has processed everything sent before.
+	Flush(timeout time.Duration) error
+	// Lost reports whether the broker closed the connection.
+	Lost() bool
+	// SlowConsumer and Dropped count the broker's slow-consumer notices and
+	// the messages it reported as dropped for this connection.
+	SlowConsumer() int64
+	Dropped() int64
+	Close()
+}
+
+// Dial opens a connection to the broker of t at url; payload is the size of
+// the payloads it publishes, in bytes.
+func Dial(t Target, url string, payload int) (Conn, error) {
+	switch t.Kind {
+	case FerryJSON:
+		return dialFerry(url, protocol.JSON, payload)
+	case FerryMsgpack:
+		return dialFerry(url, protocol.Msgpack, payload)
+	default:
+		return dialNATS(url, payload)
+	}
+}
+
+// ---- ferry over gws -------------------------------------------------------
+
+type reply struct {
+	op, code, reason string
+	id               uint64
+}
+
+type ferryConn struct {
+	gws.BuiltinEventHandler
+	conn    *gws.Conn
+	codec   protocol.Codec
+	opcode  gws.Opcode
+	payload int
+
+	onMsg   func(int64)
+	f       protocol.Frame // reused by OnMessage
+	replies chan reply
+	nextID  atomic.Uint64
+	closing atomic.Bool
+	lost    atomic.Bool
+	slow    atomic.Int64
+	dropped atomic.Int64
+
+	// publish template
+	tmpl     []byte
+	tsOff    int
+	tmplFor  string
+	digits   [24]byte
+	unixNano func() int64
+}
+
+func dialFerry(url string, codec protocol.Codec, payload int) (*ferryConn, error) {
+	if codec == protocol.JSON && payload < 19 {
+		payload = 19 // room for the decimal timestamp
+	}
+	if codec == protocol.Msgpack && payload < 8 {
+		payload = 8
+	}
+	c := &ferryConn{codec: codec, payload: payload, replies: make(chan reply, 16)}
+	sp := protocol.SubprotocolJSON
+	c.opcode = gws.OpcodeText
+	if codec == protocol.Msgpack {
+		sp = protocol.SubprotocolMsgpack
+		c.opcode = gws.OpcodeBinary
+	}
+	conn, _, err := gws.NewClient(c, &gws.ClientOption{
+		Addr:             url,
+		RequestHeader:    http.Header{"Sec-WebSocket-Protocol": {sp}},
+		HandshakeTimeout: 10 * time.Second,
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.conn = conn
+	go conn.ReadLoop()
+	return c, nil
+}
+
+func (c *ferryConn) OnClose(*gws.Conn, error) {
+	if !c.closing.Load() {
+		c.lost.Store(true)
+	}
+}
+
+func (c *ferryConn) OnMessage(_ *gws.Conn, m *gws.Message) {
+	defer m.Close()
+	f := &c.f
+	f.Reset()
+	if protocol.DecodeAny(c.codec, m.Bytes(), f) != nil {
+		return
+	}
+	switch f.Op {
+	case protocol.OpMsg:
+		if c.onMsg != nil {
+			c.onMsg(c.sentNs(f.Data))
+		}
+	case protocol.OpErr:
+		switch f.Code {
+		case protocol.CodeOverflow:
+			c.dropped.Add(int64(f.Dropped))
+		case protocol.CodeSlowConsumer:
+			c.slow.Add(1)
+		}
+		if f.HasID {
+			c.replies <- reply{op: f.Op, code: f.Code, reason: f.Reason, id: f.ID}
+		}
+	default:
+		if f.HasID {
+			c.replies <- reply{op: f.Op, id: f.ID}
+		}
+	}
+}
+
+// sentNs reads the timestamp at the start of the data of a msg frame.
+func (c *ferryConn) sentNs(d []byte) int64 {
+	if c.codec == protocol.JSON { // "ddddddddddddddddddd…"
+		if len(d) < 20 {
+			return 0
+		}
+		var v int64
+		for _, b := range d[1:20] {
+			v = v*10 + int64(b-'0')
+		}
+		return v
+	}
+	h := 0
+	switch {
+	case len(d) > 0 && d[0] == 0xc4:
+		h = 2
+	case len(d) > 0 && d[0] == 0xc5:
+		h = 3
+	case len(d) > 0 && d[0] == 0xc6:
+		h = 5
+	}
+	if h == 0 || len(d) < h+8 {
+		return 0
+	}
+	return int64(binary.BigEndian.Uint64(d[h:]))
+}
+
+func (c *ferryConn) request(f *protocol.Frame, timeout time.Duration) (reply, error) {
+	f.ID = c.nextID.Add(1)
+	f.HasID = true
+	if err := c.conn.WriteMessage(c.opcode, protocol.Append(c.codec, nil, f)); err != nil {
+		return reply{}, err
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		select {
+		case r := <-c.replies:
+			if r.id != f.ID {
+				continue
+			}
+			if r.op == protocol.OpErr {
+				return r, fmt.Errorf("%s: %s %s", f.Op, r.code, r.reason)
+			}
+			return r, nil
+		case <-t.C:
+			return reply{}, fmt.Errorf("%s: no reply within %v", f.Op, timeout)
+		}
+	}
+}
+
+func (c *ferryConn) Subscribe(topic string, onMsg func(int64)) error {
+	c.onMsg = onMsg
+	_, err := c.request(&protocol.Frame{Op: protocol.OpSub, Topic: topic}, 10*time.Second)
+	return err
+}
+
+func (c *ferryConn) Publish(topic string, sentNs int64) error {
+	if topic != c.tmplFor {
+		var data []byte
+		if c.codec == protocol.JSON {
+			data = append([]byte{'"'}, bytes.Repeat([]byte{'0'}, 19)...)
+			data = append(data, bytes.Repeat([]byte{'x'}, c.payload-19)...)
+			data = append(data, '"')
+		} else {
+			data = []byte{0xc4, byte(c.payload)}
+			if c.payload > 255 {
+				data = []byte{0xc5, byte(c.payload >> 8), byte(c.payload)}
+			}
+			data = append(data, make([]byte, c.payload)...)
+		}
+		c.tmpl = protocol.Append(c.codec, nil, &protocol.Frame{Op: protocol.OpPub, Topic: topic, Data: data})
+		i := bytes.Index(c.tmpl, data)
+		if i < 0 {
+			return errors.New("publish template: data not found")
+		}
+		c.tsOff = i + 1
+		if c.codec == protocol.Msgpack {
+			c.tsOff = i + len(data) - c.payload
+		}
+		c.tmplFor = topic
+	}
+	if c.codec == protocol.JSON {
+		s := strconv.AppendInt(c.digits[:0], sentNs, 10)
+		off := c.tsOff + 19 - len(s)
+		for i := c.tsOff; i < off; i++ {
+			c.tmpl[i] = '0'
+		}
+		copy(c.tmpl[off:], s)
+	} else {
+		binary.BigEndian.PutUint64(c.tmpl[c.tsOff:], uint64(sentNs))
+	}
+	return c.conn.WriteMessage(c.opcode, c.tmpl)
+}
+
+func (c *ferryConn) Flush(timeout time.Duration) error {
+	_, err := c.request(&protocol.Frame{Op: protocol.OpPing}, timeout)
+	return err
+}
+
+func (c *ferryConn) Lost() bool          { return c.lost.Load() }
+func (c *ferryConn) SlowConsumer() int64 { return c.slow.Load() }
+func (c *ferryConn) Dropped() int64      { return c.dropped.Load() }
+
+func (c *ferryConn) Close() {
+	c.closing.Store(true)
+	_ = c.conn.WriteClose(1000, nil)
+	_ = c.conn.NetConn().Close()
+}
+
+// ---- NATS with nats.go over ws:// ------------------------------------------
+
+type natsConn struct {
+	nc      *nats.Conn
+	buf     []byte
+	subj    string
+	subjFor string
+	closing atomic.Bool
+	lost    atomic.Bool
+	slow    atomic.Int64
+}
+
+func dialNATS(url string, payload int) (*natsConn, error) {
+	if payload < 8 {
+		payload = 8
+	}
+	c := &natsConn{buf: make([]byte, payload)}
+	nc, err := nats.Connect(url,
+		nats.NoReconnect(),
+		nats.Timeout(10*time.Second),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			if errors.Is(err, nats.ErrSlowConsumer) {
+				c.slow.Add(1)
+			}
+		}),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if !c.closing.Load() {
+				c.lost.Store(true)
+			}
+		}))
+	if err != nil {
+		return nil, err
+	}
+	c.nc = nc
+	return c, nil
+}
+
+// Subject translates a ferry topic or filter to a NATS subject.
+func Subject(topic string) string {
+	s := strings.ReplaceAll(topic, "/", ".")
+	s = strings.ReplaceAll(s, "+", "*")
+	return strings.ReplaceAll(s, "#", ">")
+}
+
+func (c *natsConn) Subscribe(topic string, onMsg func(int64)) error {
+	sub, err := c.nc.Subscribe(Subject(topic), func(m *nats.Msg) {
+		if len(m.Data) >= 8 {
+			onMsg(int64(binary.BigEndian.Uint64(m.Data)))
+		}
+	})
+	if err != nil {
+		return err
+	}
+	// the load generator's own buffer must not be what drops messages
+	if err := sub.SetPendingLimits(-1, -1); err != nil {
+		return err
+	}
+	return c.nc.FlushTimeout(10 * time.Second)
+}
+
+func (c *natsConn) Publish(topic string, sentNs int64) error {
+	if topic != c.subjFor {
+		c.subj, c.subjFor = Subject(topic), topic
+	}
+	binary.BigEndian.PutUint64(c.buf, uint64(sentNs))
+	return c.nc.Publish(c.subj, c.buf)
+}
+
+func (c *natsConn) Flush(timeout time.Duration) error { return c.nc.FlushTimeout(timeout) }
+func (c *natsConn) Lost() bool                        { return c.lost.Load() }
+func (c *natsConn) SlowConsumer() int64               { return c.slow.Load() }
+func (c *natsConn) Dropped() int64                    { return 0 }
+
+func (c *natsConn) Close() {
+	c.closing.Store(true)
+	c.nc.Close()
+}

@@ -1,0 +1,190 @@
+package load
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Plan is the sizes of one suite run.
+type Plan struct {
+	Scenarios []string // fanout, fanin, latency, idle
+	Fanout    [][2]int // {N, M} pairs
+	FanoutP   int
+	FaninN    int
+	FaninK    int
+	FaninP    int
+	LatencyN  int
+	Rates     []int
+	Duration  time.Duration
+	LatencyP  int
+	IdleN     int
+	Targets   []Target
+}
+
+// DefaultPlan is the suite of issue 6.
+func DefaultPlan() Plan {
+	return Plan{
+		Scenarios: []string{"fanout", "fanin", "latency", "idle"},
+		Fanout:    [][2]int{{100, 20000}, {1000, 2000}},
+		FanoutP:   128,
+		FaninN:    1000, FaninK: 200, FaninP: 64,
+		LatencyN: 100, Rates: []int{1000, 10000}, Duration: 5 * time.Second, LatencyP: 128,
+		IdleN:   10000,
+		Targets: Targets,
+	}
+}
+
+// QuickPlan is a smaller suite for a smoke run.
+func QuickPlan() Plan {
+	p := DefaultPlan()
+	p.Fanout = [][2]int{{20, 1000}, {100, 200}}
+	p.FaninN, p.FaninK = 50, 40
+	p.LatencyN, p.Rates, p.Duration = 20, []int{1000}, time.Second
+	p.IdleN = 500
+	return p
+}
+
+// Run runs the plan: every scenario against every target, in that order
+// (targets inner, so a table's rows are adjacent). emit is called with
+// each result as soon as it is known.
+func Run(ctx context.Context, cfg Config, plan Plan, emit func(Result)) []Result {
+	var out []Result
+	do := func(f func(t Target) Result) {
+		for _, t := range plan.Targets {
+			if ctx.Err() != nil {
+				return
+			}
+			r := f(t)
+			out = append(out, r)
+			if emit != nil {
+				emit(r)
+			}
+		}
+	}
+	for _, s := range plan.Scenarios {
+		switch s {
+		case "fanout":
+			for _, nm := range plan.Fanout {
+				do(func(t Target) Result { return Fanout(ctx, cfg, t, nm[0], nm[1], plan.FanoutP) })
+			}
+		case "fanin":
+			do(func(t Target) Result { return Fanin(ctx, cfg, t, plan.FaninN, plan.FaninK, plan.FaninP) })
+		case "latency":
+			for _, rate := range plan.Rates {
+				do(func(t Target) Result { return Latency(ctx, cfg, t, plan.LatencyN, rate, plan.Duration, plan.LatencyP) })
+			}
+		case "idle":
+			do(func(t Target) Result { return Idle(ctx, cfg, t, plan.IdleN) })
+		case "cluster":
+			out = append(out, Result{Scenario: "cluster", Target: "-", Err: "not implemented in this tool yet (see go test -bench Cluster ./bench)"})
+			if emit != nil {
+				emit(out[len(out)-1])
+			}
+		default:
+			r := Result{Scenario: s, Target: "-", Err: "unknown scenario"}
+			out = append(out, r)
+			if emit != nil {
+				emit(r)
+			}
+		}
+	}
+	return out
+}
+
+// ratio returns ferry/NATS for the headline metric of r's table, and
+// whether higher is better for it.
+func headline(r Result) (float64, bool) {
+	switch r.Scenario {
+	case "latency":
+		return r.P99ms, false
+	case "idle":
+		return r.PerConnKiB, false
+	}
+	return r.Rate, true
+}
+
+// Table writes one table per scenario case, with the ferry/NATS ratio of
+// the headline metric (rate; p99 for latency; KiB/conn for idle).
+func Table(w io.Writer, results []Result) {
+	type key struct{ s, c string }
+	var order []key
+	groups := map[key][]Result{}
+	for _, r := range results {
+		k := key{r.Scenario, r.Case}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], r)
+	}
+	for _, k := range order {
+		rs := groups[k]
+		var nats *Result
+		for i := range rs {
+			if rs[i].Target == "nats" && rs[i].Err == "" {
+				nats = &rs[i]
+			}
+		}
+		fmt.Fprintf(w, "\n== %s %s\n", k.s, k.c)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		switch k.s {
+		case "idle":
+			fmt.Fprintln(tw, "target\tconns\tconns/s\tKiB/conn\tmem ferry/NATS\trate ferry/NATS\tbroker CPU s\tloadgen CPU s\tbroker RSS MiB\t")
+		case "latency":
+			fmt.Fprintln(tw, "target\tdeliveries/s\tdelivered\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmax ms\tp99 ferry/NATS\tbroker CPU s\tloadgen CPU s\tbroker RSS MiB\t")
+		default:
+			fmt.Fprintf(tw, "target\t%s\tdelivered\tp50 ms\tp99 ms\tmax ms\tferry/NATS\tbroker CPU s\tloadgen CPU s\tbroker RSS MiB\t\n", rs[0].RateUnit)
+		}
+		for _, r := range rs {
+			if r.Err != "" {
+				fmt.Fprintf(tw, "%s\terror: %s\t\n", r.Target, r.Err)
+				continue
+			}
+			ratio := "-"
+			if nats != nil && r.Target != "nats" {
+				a, _ := headline(r)
+				b, _ := headline(*nats)
+				if b > 0 {
+					ratio = fmt.Sprintf("%.2fx", a/b)
+				}
+			}
+			mib := float64(r.BrokerRSS) / (1 << 20)
+			switch k.s {
+			case "idle":
+				rr := "-"
+				if nats != nil && r.Target != "nats" && nats.Rate > 0 {
+					rr = fmt.Sprintf("%.2fx", r.Rate/nats.Rate)
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.1f\t%s\t%s\t%.2f\t%.2f\t%.1f\t\n", r.Target, r.Conns, r.Rate, r.PerConnKiB, ratio, rr, r.BrokerCPUs, r.LoadGenCPUs, mib)
+			case "latency":
+				fmt.Fprintf(tw, "%s\t%.0f\t%.2f%%\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%s\t%.2f\t%.2f\t%.1f\t\n", r.Target, r.Rate, r.DeliveredPct,
+					r.P50ms, r.P90ms, r.P99ms, r.P999ms, r.MaxMs, ratio, r.BrokerCPUs, r.LoadGenCPUs, mib)
+			default:
+				fmt.Fprintf(tw, "%s\t%.0f\t%.2f%%\t%.2f\t%.2f\t%.2f\t%s\t%.2f\t%.2f\t%.1f\t\n", r.Target, r.Rate, r.DeliveredPct,
+					r.P50ms, r.P99ms, r.MaxMs, ratio, r.BrokerCPUs, r.LoadGenCPUs, mib)
+			}
+		}
+		tw.Flush()
+		for _, r := range rs {
+			var notes []string
+			if r.LostConns > 0 {
+				notes = append(notes, fmt.Sprintf("%d connections lost", r.LostConns))
+			}
+			if r.SlowNotices > 0 {
+				notes = append(notes, fmt.Sprintf("%d slow_consumer notices", r.SlowNotices))
+			}
+			if r.DroppedNote > 0 {
+				notes = append(notes, fmt.Sprintf("%d drops reported", r.DroppedNote))
+			}
+			if n := strings.TrimSpace(r.Note); n != "" {
+				notes = append(notes, n)
+			}
+			if len(notes) > 0 {
+				fmt.Fprintf(w, "  %s: %s\n", r.Target, strings.Join(notes, "; "))
+			}
+		}
+	}
+}

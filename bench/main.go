@@ -1,0 +1,180 @@
+// Command bench measures ferry against nats-server over WebSocket on
+// 127.0.0.1, each broker in a process of its own, and prints a table per
+// scenario with ferry/NATS ratios, one JSON line per result, and a chart.
+//
+//	go run ./bench                      # the full suite (about 5 minutes on 2 cores)
+//	go run ./bench -quick               # a smoke run
+//	go run ./bench -scenarios fanout,latency -json results.jsonl
+//
+// The load logic is in package bench/load. The file cluster_test.go holds a
+// go-test benchmark of a two-node cluster:
+//
+//	go test -run '^$' -bench Cluster -benchtime 2000x ./bench
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/ferry-io/ferry/bench/load"
+)
+
+func main() {
+	scen := flag.String("scenarios", "fanout,fanin,latency,idle", "comma-separated scenarios: fanout, fanin, latency, idle (cluster: not yet)")
+	quick := flag.Bool("quick", false, "smaller sizes for a fast smoke run")
+	out := flag.String("out", "docs", "directory for the chart (benchmarks.png); empty: no chart")
+	jsonFile := flag.String("json", "", "also write the JSON lines to this file")
+	targets := flag.String("targets", "ferry-json,ferry-msgpack,nats", "comma-separated targets")
+	dur := flag.Duration("duration", 0, "latency: how long to publish (default 5s, 1s with -quick)")
+	idleN := flag.Int("idle-n", 0, "idle: connections (default 10000, 500 with -quick)")
+	queue := flag.Int("queue-bytes", 0, "ferry serve --queue-bytes (0: ferry's default)")
+	window := flag.Int("window", 1000, "fanout: most messages the publisher may be ahead of the average subscriber")
+	stall := flag.Duration("stall", 10*time.Second, "end a scenario when nothing was delivered for this long")
+	ferryBin := flag.String("ferry-bin", "", "ferry binary to use (default: go build ./cmd/ferry)")
+	natsdBin := flag.String("natsd-bin", "", "natsd binary to use (default: go build ./bench/natsd)")
+	from := flag.String("from", "", "run nothing: print the table and draw the chart from JSON lines saved with -json")
+	flag.Parse()
+	if *from != "" {
+		results, err := readResults(*from)
+		if err != nil {
+			fatal(err)
+		}
+		load.Table(os.Stdout, results)
+		root, _ := load.ModuleRoot()
+		writeChart(*out, root, results)
+		return
+	}
+
+	plan := load.DefaultPlan()
+	if *quick {
+		plan = load.QuickPlan()
+	}
+	plan.Scenarios = strings.Split(*scen, ",")
+	if *dur > 0 {
+		plan.Duration = *dur
+	}
+	if *idleN > 0 {
+		plan.IdleN = *idleN
+	}
+	plan.Targets = nil
+	for _, name := range strings.Split(*targets, ",") {
+		for _, t := range load.Targets {
+			if t.Name == name {
+				plan.Targets = append(plan.Targets, t)
+			}
+		}
+	}
+	limit := load.RaiseFileLimit()
+	if want := uint64(plan.IdleN) + 100; limit < want {
+		fmt.Fprintf(os.Stderr, "bench: RLIMIT_NOFILE is %d: idle will stop short of %d connections\n", limit, plan.IdleN)
+	}
+
+	root, err := load.ModuleRoot()
+	if err != nil && (*ferryBin == "" || *natsdBin == "") {
+		fatal(err)
+	}
+	tmp, err := os.MkdirTemp("", "ferry-bench-")
+	if err != nil {
+		fatal(err)
+	}
+	defer os.RemoveAll(tmp)
+	bins := load.Binaries{Ferry: *ferryBin, NATSD: *natsdBin}
+	if bins.Ferry == "" || bins.NATSD == "" {
+		built, err := load.Build(root, tmp)
+		if err != nil {
+			fatal(err)
+		}
+		if bins.Ferry == "" {
+			bins.Ferry = built.Ferry
+		}
+		if bins.NATSD == "" {
+			bins.NATSD = built.NATSD
+		}
+	}
+	cfg := load.Config{Bins: bins, QueueBytes: *queue, Window: *window, Stall: *stall}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+
+	host, _ := os.Hostname()
+	fmt.Printf("ferry bench: %s, %d CPUs, %s; ferry --queue-bytes %s; fanout window %d msgs\n",
+		host, runtime.NumCPU(), runtime.Version(), queueNote(*queue), *window)
+	var lines bytes.Buffer
+	began := time.Now()
+	results := load.Run(ctx, cfg, plan, func(r load.Result) {
+		b, _ := json.Marshal(r)
+		fmt.Println(string(b))
+		lines.Write(b)
+		lines.WriteByte('\n')
+	})
+	load.Table(os.Stdout, results)
+	fmt.Printf("\nsuite took %v\n", time.Since(began).Round(time.Second))
+	if *jsonFile != "" {
+		if err := os.WriteFile(*jsonFile, lines.Bytes(), 0o644); err != nil {
+			fatal(err)
+		}
+	}
+	writeChart(*out, root, results)
+}
+
+func writeChart(out, root string, results []load.Result) {
+	if out == "" {
+		return
+	}
+	dir := out
+	if !filepath.IsAbs(dir) && root != "" {
+		dir = filepath.Join(root, dir)
+	}
+	f, err := os.Create(filepath.Join(dir, "benchmarks.png"))
+	if err != nil {
+		fatal(err)
+	}
+	title := fmt.Sprintf("ferry vs NATS over WebSocket, %d CPUs, %s", runtime.NumCPU(), time.Now().Format("2006-01-02"))
+	if err := load.Chart(f, results, title); err != nil {
+		fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		fatal(err)
+	}
+	fmt.Println("chart:", f.Name())
+}
+
+func readResults(name string) ([]load.Result, error) {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return nil, err
+	}
+	var out []load.Result
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		var r load.Result
+		if err := json.Unmarshal(line, &r); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func queueNote(q int) string {
+	if q > 0 {
+		return fmt.Sprintf("%d (raised)", q)
+	}
+	return "default"
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "bench:", err)
+	os.Exit(1)
+}
