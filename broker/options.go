@@ -14,7 +14,7 @@ const (
 	DefaultMaxFrameBytes    = protocol.DefaultMaxFrameBytes
 	DefaultMaxTopicBytes    = protocol.DefaultMaxTopicBytes
 	DefaultMaxSubscriptions = 1000
-	DefaultQueueBytes       = 1 << 20
+	DefaultQueueBytes       = 16 << 20
 	DefaultMaxStall         = 5 * time.Millisecond
 	DefaultHandshakeTimeout = 5 * time.Second
 	DefaultPingInterval     = 20 * time.Second
@@ -57,7 +57,7 @@ type Options struct {
 	// Default 1000; negative means no limit.
 	MaxSubscriptions int
 	// QueueBytes bounds each connection's (and each in-process
-	// subscription's) outbound queue, in bytes. Default 1 MiB.
+	// subscription's) outbound queue, in bytes. Default 16 MiB (a burst of fan-in from many publishers fits; NATS allows 64 MiB).
 	QueueBytes int
 	// SlowConsumer is the policy applied when a queue is full. Default
 	// Disconnect.
