@@ -205,3 +205,67 @@ func BenchmarkFanout1000Mixed(b *testing.B) { benchFanout(b, 1000, 2) }
 
 // BenchmarkFanout1 is the single-subscriber baseline for the two above.
 func BenchmarkFanout1(b *testing.B) { benchFanout(b, 1, 0) }
+
+// BenchmarkFanin: 200 WebSocket publishers send b.N messages in all to
+// telemetry/<device>/temp; one subscriber on telemetry/+/temp receives
+// them. Reports msgs/s received.
+func BenchmarkFanin(b *testing.B) {
+	const pubs = 200
+	count := &benchCounter{target: int64(b.N), done: make(chan struct{})}
+	_, url := startBroker(b, broker.Options{PingInterval: -1})
+	sub := &benchSub{count: count, acked: make(chan struct{}), closed: make(chan struct{})}
+	conn, _, err := gws.NewClient(sub, &gws.ClientOption{Addr: url})
+	if err != nil {
+		b.Fatal(err)
+	}
+	sub.conn = conn
+	go conn.ReadLoop()
+	b.Cleanup(func() { _ = conn.NetConn().Close(); <-sub.closed })
+	if err := conn.WriteString(`{"op":"sub","topic":"telemetry/+/temp","id":1}`); err != nil {
+		b.Fatal(err)
+	}
+	<-sub.acked
+	conns := make([]*gws.Conn, pubs)
+	frames := make([][]byte, pubs)
+	for i := range conns {
+		c, _, err := gws.NewClient(gws.BuiltinEventHandler{}, &gws.ClientOption{Addr: url})
+		if err != nil {
+			b.Fatal(err)
+		}
+		go c.ReadLoop()
+		conns[i] = c
+		frames[i] = []byte(fmt.Sprintf(`{"op":"pub","topic":"telemetry/dev-%d/temp","data":{"t":21.5,"seq":1}}`, i))
+	}
+	b.Cleanup(func() {
+		for _, c := range conns {
+			_ = c.NetConn().Close()
+		}
+	})
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i, c := range conns {
+		n := b.N / pubs
+		if i < b.N%pubs {
+			n++
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := 0; k < n; k++ {
+				if err := c.WriteMessage(gws.OpcodeText, frames[i]); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	select {
+	case <-count.done:
+	case <-time.After(time.Minute):
+		b.Fatalf("received %d of %d", count.n.Load(), b.N)
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+}
