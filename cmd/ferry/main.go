@@ -153,6 +153,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.IntVar(&cfg.opts.MaxInflight, "max-inflight", broker.DefaultMaxInflight, "largest inflight window a subscription may ask for")
 	fs.IntVar(&cfg.opts.AckQueue, "ack-queue", broker.DefaultAckQueue, "messages an acknowledged subscription may queue beyond its window")
 	fs.DurationVar(&cfg.opts.SessionTTL, "session-ttl", broker.DefaultSessionTTL, "how long a disconnected session is kept for resume (negative: no sessions)")
+	fs.IntVar(&cfg.opts.MaxSessions, "max-sessions", broker.DefaultMaxSessions, "most sessions with an id held at once")
 	fs.IntVar(&cfg.opts.MaxRetained, "max-retained", broker.DefaultMaxRetained, "most retained messages (one per topic)")
 	fs.IntVar(&cfg.opts.MaxRetainedBytes, "max-retained-bytes", broker.DefaultMaxRetainedBytes, "bound of all retained messages, in bytes")
 	fs.StringVar(&cfg.nats, "nats", "", "join a cluster through NATS: comma-separated server URLs (nats://h1:4222,nats://h2:4222)")
