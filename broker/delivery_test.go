@@ -724,3 +724,15 @@ func TestDropsWhileAwayReportedOnResume(t *testing.T) {
 		t.Fatalf("first queued message %v", f)
 	}
 }
+
+func TestSessionLimit(t *testing.T) {
+	_, url := startBroker(t, broker.Options{MaxSessions: 1})
+	first := dial(t, url+"?session=one")
+	first.expect("session")
+	if _, resp, err := tryDial(t, url+"?session=two", dialOpts{}); err == nil || resp == nil || resp.StatusCode != 503 {
+		t.Fatalf("second session: %v %v", resp, err)
+	}
+	again := dial(t, url+"?session=one") // the same id is not a new session
+	again.expect("session")
+	dial(t, url).alive() // and connections without one are unaffected
+}
