@@ -72,6 +72,10 @@ type Client struct {
 	draining atomic.Bool
 	subWG    sync.WaitGroup // subscriptions' handler goroutines
 
+	cbMu      sync.Mutex
+	cbQueue   []func()
+	cbRunning bool
+
 	// attempt times, for tests of the backoff spread
 	onAttempt func(n int)
 }
@@ -171,14 +175,42 @@ func (c *Client) reportError(err error) {
 	}
 }
 
-// callback runs a user callback; a panic in it is logged, not fatal.
+// callback queues a user callback. Callbacks run one at a time, in order,
+// on a goroutine of their own (started when there is work), never on the
+// client's reader or connection loop: a callback may block for a while or
+// call Close without stalling the client.
 func (c *Client) callback(f func()) {
-	defer func() {
-		if r := recover(); r != nil {
-			c.opts.Logger.Error("client: panic in callback", "panic", r)
+	c.cbMu.Lock()
+	defer c.cbMu.Unlock()
+	c.cbQueue = append(c.cbQueue, f)
+	if !c.cbRunning {
+		c.cbRunning = true
+		go c.runCallbacks()
+	}
+}
+
+func (c *Client) runCallbacks() {
+	for {
+		c.cbMu.Lock()
+		if len(c.cbQueue) == 0 {
+			c.cbQueue = nil
+			c.cbRunning = false
+			c.cbMu.Unlock()
+			return
 		}
-	}()
-	f()
+		f := c.cbQueue[0]
+		c.cbQueue[0] = nil
+		c.cbQueue = c.cbQueue[1:]
+		c.cbMu.Unlock()
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					c.opts.Logger.Error("client: panic in callback", "panic", r)
+				}
+			}()
+			f()
+		}()
+	}
 }
 
 // dial makes one connection.
@@ -635,13 +667,12 @@ func (c *Client) send(frame []byte) error {
 }
 
 // Close closes the client: the connection, the subscriptions, and every
-// publish still buffered, which fails with ErrClosed. It waits for running
-// handlers to return, so it must not be called from a handler or a
-// callback (start a goroutine there).
+// publish still buffered, which fails with ErrClosed. It returns once the
+// connection is closed; a handler that is running finishes on its own (no
+// other starts). It may be called from a handler or a callback.
 func (c *Client) Close() error {
 	c.shutdown(ErrClosed)
 	<-c.done
-	c.subWG.Wait()
 	return nil
 }
 

@@ -11,6 +11,7 @@
 // publisher instead of losing messages.
 //
 // Every method of Client, Subscription and Message is safe for concurrent
-// use. Callbacks (OnStatus, OnError, PublishCallback) run on the client's
-// goroutines and must not block.
+// use. Callbacks (OnStatus, OnError, PublishCallback) run one at a time, in
+// order, on a goroutine of their own. Close may be called from a handler or
+// a callback; Drain, which waits for the handlers, may not.
 package client

@@ -79,11 +79,11 @@ type Options struct {
 	PendingMessages int
 	PendingBytes    int
 	// OnStatus is called on every status change, with the reason of a
-	// disconnection. It must not block.
+	// disconnection (on the callback goroutine, in order).
 	OnStatus func(s Status, err error)
 	// OnError receives errors that belong to no call: ErrSlowConsumer from
 	// a subscription that dropped messages, err frames of the broker
-	// without an id. It must not block.
+	// without an id (on the callback goroutine).
 	OnError func(err error)
 	// Logger receives the client's logs. Default: discarded.
 	Logger *slog.Logger

@@ -18,6 +18,7 @@ type record struct {
 	done  chan struct{}
 	err   error
 	cb    func(error)
+	c     *Client // for cb
 }
 
 // outbox holds publishes until they are written (fire and forget) or
@@ -168,10 +169,7 @@ func (r *record) finish(err error) {
 		close(r.done)
 	}
 	if r.cb != nil {
-		func() {
-			defer func() { _ = recover() }() // a panicking callback is not fatal
-			r.cb(err)
-		}()
+		r.c.callback(func() { r.cb(err) })
 	}
 }
 
@@ -368,7 +366,7 @@ func (c *Client) PublishAsync(ctx context.Context, topic string, data any, opts 
 }
 
 // PublishCallback is PublishAsync with a callback, called once with the
-// outcome (on the client's reader goroutine: it must not block).
+// outcome (on the callback goroutine, in order with the other callbacks).
 func (c *Client) PublishCallback(ctx context.Context, topic string, data any, cb func(error), opts ...PublishOption) error {
 	if err := c.checkOpen(); err != nil {
 		return err
@@ -378,7 +376,7 @@ func (c *Client) PublishCallback(ctx context.Context, topic string, data any, cb
 	if err != nil {
 		return err
 	}
-	return c.out.add(ctx, &record{id: id, frame: frame, cb: cb}, c.opts.FailFast)
+	return c.out.add(ctx, &record{id: id, frame: frame, cb: cb, c: c}, c.opts.FailFast)
 }
 
 // PublishNoAck publishes without asking for an acknowledgement, for

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -88,4 +89,48 @@ func TestRegressionSessionsDisabled(t *testing.T) {
 		return
 	}
 	c.Close()
+}
+
+func TestRegressionCloseFromHandler(t *testing.T) {
+	tb := newTestBroker(t, broker.Options{})
+	ctx := context.Background()
+	c, err := client.Connect(ctx, tb.url())
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	_, err = c.Subscribe(ctx, "x", func(*client.Message) error { _ = c.Close(); close(done); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Publish(ctx, "x", 1)
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close called from a handler did not return")
+	}
+}
+
+func TestRegressionCloseFromOnStatus(t *testing.T) {
+	tb := newTestBroker(t, broker.Options{})
+	ctx := context.Background()
+	var cl atomic.Pointer[client.Client]
+	var once sync.Once
+	done := make(chan struct{})
+	c, err := client.Connect(ctx, tb.url(), client.WithReconnect(10*time.Millisecond, 20*time.Millisecond, 2),
+		client.OnStatus(func(s client.Status, err error) {
+			if c := cl.Load(); c != nil && s == client.Disconnected {
+				once.Do(func() { _ = c.Close(); close(done) })
+			}
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.Store(c)
+	tb.stop()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close called from OnStatus did not return")
+	}
 }
