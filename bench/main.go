@@ -2,12 +2,14 @@
 // 127.0.0.1, each broker in a process of its own, and prints a table per
 // scenario with ferry/NATS ratios, one JSON line per result, and a chart.
 //
-//	go run ./bench                      # the full suite (about 5 minutes on 2 cores)
+//	go run ./bench                      # the full suite (about 1 minute on 2 cores)
 //	go run ./bench -quick               # a smoke run
 //	go run ./bench -scenarios fanout,latency -json results.jsonl
+//	go run ./bench -scenarios cluster -out ""   # one ferry node vs two joined by NATS
 //
 // The load logic is in package bench/load. The file cluster_test.go holds a
-// go-test benchmark of a two-node cluster:
+// go-test benchmark of a two-node cluster (in one process, unlike the
+// cluster scenario):
 //
 //	go test -run '^$' -bench Cluster -benchtime 2000x ./bench
 package main
@@ -29,7 +31,7 @@ import (
 )
 
 func main() {
-	scen := flag.String("scenarios", "fanout,fanin,latency,idle", "comma-separated scenarios: fanout, fanin, latency, idle (cluster: not yet)")
+	scen := flag.String("scenarios", "fanout,fanin,latency,idle,cluster", "comma-separated scenarios: fanout, fanin, latency, idle, cluster")
 	quick := flag.Bool("quick", false, "smaller sizes for a fast smoke run")
 	out := flag.String("out", "docs", "directory for the chart (benchmarks.png); empty: no chart")
 	jsonFile := flag.String("json", "", "also write the JSON lines to this file")

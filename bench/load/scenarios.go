@@ -71,8 +71,14 @@ type Result struct {
 	SlowNotices  int64   `json:"slow_consumer_notices"`
 	DroppedNote  int64   `json:"dropped_reported"`
 	BrokerArgs   string  `json:"broker_args,omitempty"`
-	Err          string  `json:"error,omitempty"`
-	Note         string  `json:"note,omitempty"`
+	// Nodes, NATSCPUs and NATSRSS are set by the cluster scenario: the ferry
+	// nodes (whose CPU and RSS the Broker fields sum) and the NATS server
+	// that joins them.
+	Nodes    int     `json:"nodes,omitempty"`
+	NATSCPUs float64 `json:"nats_cpu_s,omitempty"`
+	NATSRSS  int64   `json:"nats_rss_bytes,omitempty"`
+	Err      string  `json:"error,omitempty"`
+	Note     string  `json:"note,omitempty"`
 }
 
 func (r *Result) pct() {
@@ -96,16 +102,23 @@ func (r *Result) percentiles(lat []int64) {
 // StartBroker runs the broker of t as a child process.
 func StartBroker(cfg *Config, t Target) (*Proc, string, error) {
 	if t.IsFerry() {
-		args := []string{"serve", "--listen", "127.0.0.1:{port}", "--log-level", "warn"}
-		if cfg.QueueBytes > 0 {
-			args = append(args, "--queue-bytes", strconv.Itoa(cfg.QueueBytes))
-		}
-		p, err := StartProc(cfg.Bins.Ferry, args, "ws://127.0.0.1:%d/ws")
-		return p, fmt.Sprint(args[1:]), err
+		return startFerry(cfg)
 	}
 	args := []string{"-ws-port", "{port}"}
 	p, err := StartProc(cfg.Bins.NATSD, args, "ws://127.0.0.1:%d")
 	return p, "nats-server defaults, websocket no_tls", err
+}
+
+// startFerry runs `ferry serve` on a free port with the flags of cfg and
+// extra (e.g. --nats URL) as a child process.
+func startFerry(cfg *Config, extra ...string) (*Proc, string, error) {
+	args := []string{"serve", "--listen", "127.0.0.1:{port}", "--log-level", "warn"}
+	if cfg.QueueBytes > 0 {
+		args = append(args, "--queue-bytes", strconv.Itoa(cfg.QueueBytes))
+	}
+	args = append(args, extra...)
+	p, err := StartProc(cfg.Bins.Ferry, args, "ws://127.0.0.1:%d/ws")
+	return p, fmt.Sprint(args[1:]), err
 }
 
 // dialMany opens n connections, DialParallel at a time; it stops at the
@@ -287,6 +300,26 @@ func Fanout(ctx context.Context, cfg Config, t Target, n, m, size int) Result {
 	defer pub.Close()
 	cpu0 := measure(p)
 	start := time.Now()
+	publishWindowed(ctx, &cfg, &r, pub, topic, n, m, &count)
+	last := waitCount(ctx, &count, r.Expected, cfg.Stall)
+	finish(&r, p, cpu0)
+	r.Delivered = count.Load()
+	r.ElapsedS = last.Sub(start).Seconds()
+	r.Rate = float64(r.Delivered) / r.ElapsedS
+	r.pct()
+	health(&r, append(subs, pub))
+	closeAll(subs)
+	subs = nil
+	r.percentiles(merge(sinks))
+	return r
+}
+
+// publishWindowed is fanout's publisher: m messages to topic, each
+// stamped with its send time, waiting while it is more than cfg.Window
+// messages ahead of the average of n subscribers (count is their
+// deliveries). It flushes the publisher at the end.
+func publishWindowed(ctx context.Context, cfg *Config, r *Result, pub Conn, topic string, n, m int, count *atomic.Int64) {
+	start := time.Now()
 	window := int64(cfg.Window) * int64(n)
 	for i := 0; i < m; i++ {
 		for int64(i)*int64(n)-count.Load() > window {
@@ -305,17 +338,6 @@ func Fanout(ctx context.Context, cfg Config, t Target, n, m, size int) Result {
 		}
 	}
 	_ = pub.Flush(cfg.Stall)
-	last := waitCount(ctx, &count, r.Expected, cfg.Stall)
-	finish(&r, p, cpu0)
-	r.Delivered = count.Load()
-	r.ElapsedS = last.Sub(start).Seconds()
-	r.Rate = float64(r.Delivered) / r.ElapsedS
-	r.pct()
-	health(&r, append(subs, pub))
-	closeAll(subs)
-	subs = nil
-	r.percentiles(merge(sinks))
-	return r
 }
 
 // Fanin: n device connections each publishing k messages of size bytes to

@@ -11,7 +11,7 @@ import (
 
 // Plan is the sizes of one suite run.
 type Plan struct {
-	Scenarios []string // fanout, fanin, latency, idle
+	Scenarios []string // fanout, fanin, latency, idle, cluster
 	Fanout    [][2]int // {N, M} pairs
 	FanoutP   int
 	FaninN    int
@@ -22,18 +22,20 @@ type Plan struct {
 	Duration  time.Duration
 	LatencyP  int
 	IdleN     int
+	Cluster   [2]int // {N, M} of the cluster scenario (P is FanoutP)
 	Targets   []Target
 }
 
 // DefaultPlan is the suite of issue 6.
 func DefaultPlan() Plan {
 	return Plan{
-		Scenarios: []string{"fanout", "fanin", "latency", "idle"},
+		Scenarios: []string{"fanout", "fanin", "latency", "idle", "cluster"},
 		Fanout:    [][2]int{{100, 20000}, {1000, 2000}},
 		FanoutP:   128,
 		FaninN:    1000, FaninK: 200, FaninP: 64,
 		LatencyN: 100, Rates: []int{1000, 10000}, Duration: 5 * time.Second, LatencyP: 128,
 		IdleN:   10000,
+		Cluster: [2]int{100, 20000},
 		Targets: Targets,
 	}
 }
@@ -45,6 +47,7 @@ func QuickPlan() Plan {
 	p.FaninN, p.FaninK = 50, 40
 	p.LatencyN, p.Rates, p.Duration = 20, []int{1000}, time.Second
 	p.IdleN = 500
+	p.Cluster = [2]int{20, 1000}
 	return p
 }
 
@@ -80,9 +83,21 @@ func Run(ctx context.Context, cfg Config, plan Plan, emit func(Result)) []Result
 		case "idle":
 			do(func(t Target) Result { return Idle(ctx, cfg, t, plan.IdleN) })
 		case "cluster":
-			out = append(out, Result{Scenario: "cluster", Target: "-", Err: "not implemented in this tool yet (see go test -bench Cluster ./bench)"})
-			if emit != nil {
-				emit(out[len(out)-1])
+			// ferry targets only; one node, then two, for each codec
+			for _, t := range plan.Targets {
+				if !t.IsFerry() {
+					continue
+				}
+				for _, nodes := range []int{1, 2} {
+					if ctx.Err() != nil {
+						break
+					}
+					r := Cluster(ctx, cfg, t, nodes, plan.Cluster[0], plan.Cluster[1], plan.FanoutP)
+					out = append(out, r)
+					if emit != nil {
+						emit(r)
+					}
+				}
 			}
 		default:
 			r := Result{Scenario: s, Target: "-", Err: "unknown scenario"}
@@ -133,6 +148,8 @@ func Table(w io.Writer, results []Result) {
 		switch k.s {
 		case "idle":
 			fmt.Fprintln(tw, "target\tconns\tconns/s\tKiB/conn\tmem ferry/NATS\trate ferry/NATS\tbroker CPU s\tloadgen CPU s\tbroker RSS MiB\t")
+		case "cluster":
+			fmt.Fprintln(tw, "target\tdeliveries/s\tdelivered\tp50 ms\tp99 ms\tmax ms\trate cluster/single\tp99 cluster/single\tferry CPU s\tloadgen CPU s\tferry RSS MiB\tNATS CPU s\tNATS RSS MiB\t")
 		case "latency":
 			fmt.Fprintln(tw, "target\tdeliveries/s\tdelivered\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmax ms\tp99 ferry/NATS\tbroker CPU s\tloadgen CPU s\tbroker RSS MiB\t")
 		default:
@@ -153,6 +170,25 @@ func Table(w io.Writer, results []Result) {
 			}
 			mib := float64(r.BrokerRSS) / (1 << 20)
 			switch k.s {
+			case "cluster":
+				// ratios against the single-node row of the same codec
+				rr, pr := "-", "-"
+				for _, s := range rs {
+					if r.Nodes > 1 && s.Nodes == 1 && s.Err == "" && clusterBase(s.Target) == clusterBase(r.Target) {
+						if s.Rate > 0 {
+							rr = fmt.Sprintf("%.2fx", r.Rate/s.Rate)
+						}
+						if s.P99ms > 0 {
+							pr = fmt.Sprintf("%.2fx", r.P99ms/s.P99ms)
+						}
+					}
+				}
+				nc, nm := "-", "-"
+				if r.Nodes > 1 {
+					nc, nm = fmt.Sprintf("%.2f", r.NATSCPUs), fmt.Sprintf("%.1f", float64(r.NATSRSS)/(1<<20))
+				}
+				fmt.Fprintf(tw, "%s\t%.0f\t%.2f%%\t%.2f\t%.2f\t%.2f\t%s\t%s\t%.2f\t%.2f\t%.1f\t%s\t%s\t\n", r.Target, r.Rate, r.DeliveredPct,
+					r.P50ms, r.P99ms, r.MaxMs, rr, pr, r.BrokerCPUs, r.LoadGenCPUs, mib, nc, nm)
 			case "idle":
 				rr := "-"
 				if nats != nil && r.Target != "nats" && nats.Rate > 0 {
