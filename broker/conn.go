@@ -429,10 +429,27 @@ func (l *lockedConn) writeBuffers(bufs [][]byte) error {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
 	l.deadlineLocked()
+	if _, tcp := l.Conn.(*net.TCPConn); !tcp && len(bufs) > 1 {
+		// no writev (TLS, say): one write of the whole batch, not one
+		// record and syscall per frame
+		bp := batchPool.Get().(*[]byte)
+		buf := (*bp)[:0]
+		for _, b := range bufs {
+			buf = append(buf, b...)
+		}
+		_, err := l.Conn.Write(buf)
+		if cap(buf) <= 1<<20 {
+			*bp = buf[:0]
+			batchPool.Put(bp)
+		}
+		return err
+	}
 	nb := net.Buffers(bufs)
 	_, err := nb.WriteTo(l.Conn)
 	return err
 }
+
+var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
 
 func (l *lockedConn) closeWrite() {
 	if cw, ok := l.Conn.(interface{ CloseWrite() error }); ok {

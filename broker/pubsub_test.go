@@ -1,10 +1,13 @@
 package broker_test
 
 import (
+	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -314,6 +317,43 @@ func TestLargeMessages(t *testing.T) {
 			if f := c.expect("msg"); len(f["data"].(string)) != n {
 				t.Fatalf("size %d: got %d bytes", n, len(f["data"].(string)))
 			}
+		}
+	}
+}
+
+func TestTLS(t *testing.T) {
+	// wss: the broker behind net/http's TLS, batches written as one record
+	b, err := broker.New(broker.Options{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(b)
+	srv.StartTLS()
+	defer func() {
+		_ = b.Shutdown(context.Background())
+		srv.Close()
+	}()
+	url := "wss://" + srv.Listener.Addr().String() + "/ws"
+	tlsDial := func() *client {
+		c := &client{t: t, frames: make(chan received, 10000), closed: make(chan struct{})}
+		conn, _, err := gws.NewClient(c, &gws.ClientOption{Addr: url, TlsConfig: &tls.Config{InsecureSkipVerify: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.conn = conn
+		go conn.ReadLoop()
+		t.Cleanup(func() { _ = conn.NetConn().Close(); <-c.closed })
+		return c
+	}
+	sub := tlsDial()
+	sub.mustAck(map[string]any{"op": "sub", "topic": "s"})
+	pub := tlsDial()
+	for i := 0; i < 500; i++ {
+		pub.send(map[string]any{"op": "pub", "topic": "s", "data": i})
+	}
+	for i := 0; i < 500; i++ {
+		if v, _ := sub.expect("msg").num("data"); v != uint64(i) {
+			t.Fatalf("got %d, want %d", v, i)
 		}
 	}
 }
