@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -348,8 +349,13 @@ func TestTLS(t *testing.T) {
 	sub := tlsDial()
 	sub.mustAck(map[string]any{"op": "sub", "topic": "s"})
 	pub := tlsDial()
-	for i := 0; i < 500; i++ {
-		pub.send(map[string]any{"op": "pub", "topic": "s", "data": i})
+	pub.mustAck(map[string]any{"op": "pub", "topic": "s", "data": 0})
+	// in-process publishes outpace the writer: frames queue up and go out
+	// in batches
+	for i := 1; i < 500; i++ {
+		if err := b.Publish(context.Background(), broker.Message{Topic: "s", Data: []byte(strconv.Itoa(i))}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for i := 0; i < 500; i++ {
 		if v, _ := sub.expect("msg").num("data"); v != uint64(i) {
