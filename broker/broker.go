@@ -447,7 +447,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	// no frame is handled from now on (b.closed); wait for those being
 	// handled, so that every publish acknowledged so far is in the queues
 	b.handling.Lock()
-	b.handling.Unlock()
+	b.handling.Unlock() //lint:ignore SA2001 the lock is taken only to wait for the readers
 	conns := b.snapshotConns()
 	for _, c := range conns {
 		// what acknowledged subscriptions still queue is sent now, beyond

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"github.com/ferry-io/ferry/internal/opt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -126,34 +127,24 @@ type Options struct {
 // withDefaults returns a copy of o with defaults filled in, or an error
 // naming the first invalid field.
 func (o Options) withDefaults() (Options, error) {
-	def := func(v *int, d int) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	defDur := func(v *time.Duration, d time.Duration) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	def(&o.MaxFrameBytes, DefaultMaxFrameBytes)
-	def(&o.MaxTopicBytes, DefaultMaxTopicBytes)
-	def(&o.MaxSubscriptions, DefaultMaxSubscriptions)
-	def(&o.QueueBytes, DefaultQueueBytes)
-	def(&o.ReadBufferSize, DefaultReadBufferSize)
-	def(&o.MaxInflight, DefaultMaxInflight)
-	def(&o.AckQueue, DefaultAckQueue)
-	def(&o.MaxRetained, DefaultMaxRetained)
-	def(&o.MaxSessions, DefaultMaxSessions)
-	def(&o.MaxRetainedBytes, DefaultMaxRetainedBytes)
-	defDur(&o.AckWait, DefaultAckWait)
-	defDur(&o.AckStall, DefaultAckStall)
-	defDur(&o.SessionTTL, DefaultSessionTTL)
-	defDur(&o.MaxStall, DefaultMaxStall)
-	defDur(&o.HandshakeTimeout, DefaultHandshakeTimeout)
-	defDur(&o.PingInterval, DefaultPingInterval)
-	defDur(&o.IdleTimeout, DefaultIdleTimeout)
-	defDur(&o.WriteTimeout, DefaultWriteTimeout)
+	opt.Default(&o.MaxFrameBytes, DefaultMaxFrameBytes)
+	opt.Default(&o.MaxTopicBytes, DefaultMaxTopicBytes)
+	opt.Default(&o.MaxSubscriptions, DefaultMaxSubscriptions)
+	opt.Default(&o.QueueBytes, DefaultQueueBytes)
+	opt.Default(&o.ReadBufferSize, DefaultReadBufferSize)
+	opt.Default(&o.MaxInflight, DefaultMaxInflight)
+	opt.Default(&o.AckQueue, DefaultAckQueue)
+	opt.Default(&o.MaxRetained, DefaultMaxRetained)
+	opt.Default(&o.MaxSessions, DefaultMaxSessions)
+	opt.Default(&o.MaxRetainedBytes, DefaultMaxRetainedBytes)
+	opt.Default(&o.AckWait, DefaultAckWait)
+	opt.Default(&o.AckStall, DefaultAckStall)
+	opt.Default(&o.SessionTTL, DefaultSessionTTL)
+	opt.Default(&o.MaxStall, DefaultMaxStall)
+	opt.Default(&o.HandshakeTimeout, DefaultHandshakeTimeout)
+	opt.Default(&o.PingInterval, DefaultPingInterval)
+	opt.Default(&o.IdleTimeout, DefaultIdleTimeout)
+	opt.Default(&o.WriteTimeout, DefaultWriteTimeout)
 	if o.SlowConsumer == "" {
 		o.SlowConsumer = Disconnect
 	}

@@ -71,14 +71,6 @@ func TestRegressionRetainedAfterLive(t *testing.T) {
 	ls.Unsubscribe()
 }
 
-type nopT struct{}
-
-func (nopT) send(*delivery, string) (pushResult, <-chan struct{}) { return pushed, nil }
-func (nopT) sendStored(*stored, msgOpts) sendResult               { return sent }
-func (nopT) sendRetained(*stored)                                 {}
-func (nopT) overflow()                                            {}
-func (nopT) drop(uint64)                                          {}
-
 func BenchmarkRegressionSubscribeWithRetained(bm *testing.B) {
 	b := quietBroker(&testing.T{}, Options{})
 	defer b.Shutdown(context.Background())

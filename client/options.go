@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/ferry-io/ferry/internal/opt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -177,26 +178,16 @@ func OnError(f func(error)) Option { return func(o *Options) error { o.OnError =
 func WithLogger(l *slog.Logger) Option { return func(o *Options) error { o.Logger = l; return nil } }
 
 func (o *Options) setDefaults() error {
-	def := func(v *int, d int) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	defDur := func(v *time.Duration, d time.Duration) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	defDur(&o.DialTimeout, DefaultDialTimeout)
-	defDur(&o.ReconnectMin, DefaultReconnectMin)
-	defDur(&o.ReconnectMax, DefaultReconnectMax)
-	defDur(&o.PingInterval, DefaultPingInterval)
-	defDur(&o.PingTimeout, DefaultPingTimeout)
-	def(&o.BufferMessages, DefaultBufferMessages)
-	def(&o.BufferBytes, DefaultBufferBytes)
-	def(&o.PendingMessages, DefaultPendingMessages)
-	def(&o.PendingBytes, DefaultPendingBytes)
-	def(&o.MaxFrameBytes, protocol.DefaultMaxFrameBytes)
+	opt.Default(&o.DialTimeout, DefaultDialTimeout)
+	opt.Default(&o.ReconnectMin, DefaultReconnectMin)
+	opt.Default(&o.ReconnectMax, DefaultReconnectMax)
+	opt.Default(&o.PingInterval, DefaultPingInterval)
+	opt.Default(&o.PingTimeout, DefaultPingTimeout)
+	opt.Default(&o.BufferMessages, DefaultBufferMessages)
+	opt.Default(&o.BufferBytes, DefaultBufferBytes)
+	opt.Default(&o.PendingMessages, DefaultPendingMessages)
+	opt.Default(&o.PendingBytes, DefaultPendingBytes)
+	opt.Default(&o.MaxFrameBytes, protocol.DefaultMaxFrameBytes)
 	if o.ReconnectFactor == 0 {
 		o.ReconnectFactor = DefaultReconnectFactor
 	}

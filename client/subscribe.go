@@ -103,17 +103,16 @@ type Subscription struct {
 	autoAck  bool
 	handler  Handler
 
-	mu       sync.Mutex
-	queue    []*Message
-	open     map[uint64]uint64 // mid → epoch of acknowledged messages queued or being handled
-	bytes    int
-	stopped  bool   // no more messages are queued
-	closing  bool   // ready is closed
-	dropped  uint64 // since the last report
-	total    uint64
-	ready    chan struct{}
-	done     chan struct{} // the handler goroutine ended
-	stopOnce sync.Once
+	mu      sync.Mutex
+	queue   []*Message
+	open    map[uint64]uint64 // mid → epoch of acknowledged messages queued or being handled
+	bytes   int
+	stopped bool   // no more messages are queued
+	closing bool   // ready is closed
+	dropped uint64 // since the last report
+	total   uint64
+	ready   chan struct{}
+	done    chan struct{} // the handler goroutine ended
 }
 
 func (s *Subscription) key() string { return s.filter + "\x00" + s.group }

@@ -394,7 +394,7 @@ func (d *jsonDecoder) toMsgpack(dst []byte, depth int) ([]byte, *Error) {
 		s := string(b[start:d.i])
 		// only integer syntax is tried as an integer: a failed parse
 		// allocates its error
-		if isInt := strings.IndexAny(s, ".eE") < 0; isInt && s != "-0" { // -0 stays the float64 negative zero
+		if !strings.ContainsAny(s, ".eE") && s != "-0" { // -0 stays the float64 negative zero
 			if v, err := strconv.ParseInt(s, 10, 64); err == nil {
 				return AppendMsgpackInt(dst, v), nil
 			}

@@ -95,11 +95,10 @@ type ferryConn struct {
 	dropped atomic.Int64
 
 	// publish template
-	tmpl     []byte
-	tsOff    int
-	tmplFor  string
-	digits   [24]byte
-	unixNano func() int64
+	tmpl    []byte
+	tsOff   int
+	tmplFor string
+	digits  [24]byte
 }
 
 func dialFerry(url string, codec protocol.Codec, payload int) (*ferryConn, error) {
