@@ -89,6 +89,7 @@ type connection struct {
 	closeErr error         // what gws reported, set before closed
 	lastRead atomic.Int64
 	kill     sync.Once
+	frame    protocol.Frame // decoded into by OnMessage, on the read goroutine only
 }
 
 // Connect dials the broker at url (ws:// or wss://) and returns a client
@@ -582,12 +583,12 @@ func (conn *connection) OnMessage(_ *gws.Conn, m *gws.Message) {
 	if m.Opcode == gws.OpcodeBinary {
 		codec = protocol.Msgpack
 	}
-	var f protocol.Frame
-	if err := protocol.DecodeAny(codec, m.Bytes(), &f); err != nil {
+	f := &conn.frame // reused: a topic seen in the frame before is not allocated again
+	if err := protocol.DecodeAny(codec, m.Bytes(), f); err != nil {
 		conn.c.reportError(fmt.Errorf("client: undecodable frame from the broker: %s", err.Reason))
 		return
 	}
-	conn.c.handleFrame(codec, &f)
+	conn.c.handleFrame(codec, f)
 }
 
 // handleFrame dispatches a frame from the broker.

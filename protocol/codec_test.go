@@ -763,6 +763,46 @@ func TestDecodeJSONStrings(t *testing.T) {
 	}
 }
 
+// Strings are scanned 8 bytes at a time: a byte that ends the fast path
+// (quote, escape, control character) or makes the string non-ASCII must be
+// found at every position and every string length around the word size.
+func TestDecodeJSONStringScanPositions(t *testing.T) {
+	specials := []string{`\"`, `\\`, `\n`, `\u00e9`, "é", "\xff", "\x01", "\x1f", "\x7f", "\x20", "!", "#", "]", "\x80"}
+	for n := 0; n <= 24; n++ {
+		for pos := 0; pos <= n; pos++ {
+			for _, sp := range specials {
+				lit := `"` + strings.Repeat("a", pos) + sp + strings.Repeat("b", n-pos) + `"`
+				var ref string
+				refErr := json.Unmarshal([]byte(lit), &ref)
+				if refErr == nil && !utf8.Valid([]byte(lit)) {
+					// encoding/json replaces invalid UTF-8 with U+FFFD, as we do
+					ref = strings.ToValidUTF8(ref, "\uFFFD")
+				}
+				var f protocol.Frame
+				err := protocol.DecodeJSON([]byte(`{"op":"sub","topic":`+lit+`}`), &f)
+				if (err == nil) != (refErr == nil) {
+					t.Fatalf("%q: error %v, encoding/json %v", lit, err, refErr)
+				}
+				if err == nil && f.Topic != ref {
+					t.Fatalf("%q: topic %q, encoding/json %q", lit, f.Topic, ref)
+				}
+				// data is only validated and passed on as is
+				in := []byte(`{"op":"pub","topic":"a","data":` + lit + `}`)
+				err = protocol.DecodeJSON(in, &f)
+				if (err == nil) != (refErr == nil) {
+					t.Fatalf("data %q: error %v, encoding/json %v", lit, err, refErr)
+				}
+				if err == nil && string(f.Data) != lit {
+					t.Fatalf("data %q: got %q", lit, f.Data)
+				}
+				if got := protocol.ValidJSON([]byte(lit)); got != json.Valid([]byte(lit)) {
+					t.Fatalf("ValidJSON(%q) = %v", lit, got)
+				}
+			}
+		}
+	}
+}
+
 // Keys are compared after unescaping.
 func TestDecodeJSONEscapedKeys(t *testing.T) {
 	var f protocol.Frame
@@ -1055,4 +1095,48 @@ func TestSessionFrameRoundTrip(t *testing.T) {
 			t.Fatalf("%v: got %+v", c, out)
 		}
 	}
+}
+
+// Decoding into the same Frame reuses the previous topic's string when the
+// topic repeats (no allocation per frame), and never keeps a stale one.
+func TestDecodeReusesTopic(t *testing.T) {
+	for _, c := range []protocol.Codec{protocol.JSON, protocol.Msgpack} {
+		enc := func(topic string) []byte {
+			return protocol.Append(c, nil, &protocol.Frame{Op: protocol.OpMsg, Topic: topic, Data: jsonOr(c, `1`, []byte{1})})
+		}
+		var f protocol.Frame
+		for _, topic := range []string{"a/b", "a/b", "a/c", "", "a/c", "a/b"} {
+			if err := protocol.DecodeAny(c, enc(topic), &f); err != nil {
+				t.Fatalf("%v %q: %v", c, topic, err)
+			}
+			if f.Topic != topic {
+				t.Fatalf("%v: topic %q, want %q", c, f.Topic, topic)
+			}
+		}
+		b := enc("telemetry/dev-1/temp")
+		allocs := testing.AllocsPerRun(100, func() {
+			if err := protocol.DecodeAny(c, b, &f); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if allocs != 0 {
+			t.Fatalf("%v: %v allocations per decode of a repeated topic, want 0", c, allocs)
+		}
+		pub := protocol.Append(c, nil, &protocol.Frame{Op: protocol.OpPub, Topic: "x/y", Data: jsonOr(c, `"v"`, []byte{0xa1, 'v'})})
+		allocs = testing.AllocsPerRun(100, func() {
+			if err := protocol.Decode(c, pub, &f); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if allocs != 0 {
+			t.Fatalf("%v: %v allocations per decode of a repeated pub, want 0", c, allocs)
+		}
+	}
+}
+
+func jsonOr(c protocol.Codec, j string, mp []byte) []byte {
+	if c == protocol.JSON {
+		return []byte(j)
+	}
+	return mp
 }

@@ -35,6 +35,16 @@ type Frame struct {
 // Reset clears f for reuse.
 func (f *Frame) Reset() { *f = Frame{} }
 
+// reset clears f for decoding into it and returns the topic it held.
+// Decoders reuse that string when the next frame has the same topic, so a
+// connection that receives (or sends) many messages on one topic decodes
+// them without allocating; strings are immutable, so sharing is safe.
+func (f *Frame) reset() (prevTopic string) {
+	prevTopic = f.Topic
+	*f = Frame{}
+	return prevTopic
+}
+
 // IsClientOp reports whether op is one a client may send.
 func IsClientOp(op string) bool {
 	switch op {
@@ -155,8 +165,12 @@ func knownKey(b []byte) string {
 }
 
 // stringValue returns the value of a string field; known ops are returned
-// as constants, without allocating.
-func stringValue(key string, b []byte) string {
+// as constants, and a topic equal to prevTopic (the topic of the frame
+// decoded before into the same Frame) as prevTopic, without allocating.
+func stringValue(key string, b []byte, prevTopic string) string {
+	if key == "topic" && string(b) == prevTopic {
+		return prevTopic
+	}
 	if key == "op" {
 		switch string(b) {
 		case OpSub:

@@ -1,7 +1,9 @@
 package protocol
 
 import (
+	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -19,7 +21,7 @@ func DecodeJSON(b []byte, f *Frame) *Error {
 
 // decodeJSON decodes a frame of either direction without checking its op.
 func decodeJSON(b []byte, f *Frame) *Error {
-	f.Reset()
+	prevTopic := f.reset()
 	d := jsonDecoder{b: b}
 	d.ws()
 	if d.i >= len(b) {
@@ -84,7 +86,7 @@ func decodeJSON(b []byte, f *Frame) *Error {
 			if err != nil {
 				return err
 			}
-			f.setString(key, stringValue(key, s))
+			f.setString(key, stringValue(key, s, prevTopic))
 		case kind == kindUint && c >= '0' && c <= '9':
 			v, ok, err := d.uint()
 			if err != nil {
@@ -154,6 +156,22 @@ func ValidJSON(b []byte) bool {
 	}
 	d.ws()
 	return d.i == len(b)
+}
+
+const (
+	swarOnes = 0x0101010101010101
+	swarHigh = 0x8080808080808080
+)
+
+// stringStops returns, for the 8 bytes of x (little endian: the first byte
+// is the lowest), a mask with the high bit set in bytes that are '"', '\\'
+// or a control character (< 0x20), the bytes at which scanning a JSON string
+// must stop. The lowest set bit marks the first such byte exactly; bits
+// above it may be false positives (borrows), so only the first is used.
+func stringStops(x uint64) uint64 {
+	q := x ^ (swarOnes * '"')
+	e := x ^ (swarOnes * '\\')
+	return ((q-swarOnes)&^q | (e-swarOnes)&^e | (x-swarOnes*0x20)&^x) & swarHigh
 }
 
 type jsonDecoder struct {
@@ -240,6 +258,18 @@ func (d *jsonDecoder) strBytes() ([]byte, *Error) {
 	start := d.i
 	ascii := true
 	for d.i < len(b) {
+		if d.i+8 <= len(b) {
+			x := binary.LittleEndian.Uint64(b[d.i:])
+			if x&swarHigh != 0 {
+				ascii = false
+			}
+			m := stringStops(x)
+			if m == 0 {
+				d.i += 8
+				continue
+			}
+			d.i += bits.TrailingZeros64(m) >> 3
+		}
 		c := b[d.i]
 		if c == '"' && (ascii || utf8.Valid(b[start:d.i])) {
 			s := b[start:d.i:d.i]
@@ -364,6 +394,14 @@ func (d *jsonDecoder) skip(depth int) *Error {
 	case c == '"':
 		d.i++
 		for d.i < len(b) {
+			if d.i+8 <= len(b) {
+				m := stringStops(binary.LittleEndian.Uint64(b[d.i:]))
+				if m == 0 {
+					d.i += 8
+					continue
+				}
+				d.i += bits.TrailingZeros64(m) >> 3
+			}
 			c := b[d.i]
 			switch {
 			case c == '"':

@@ -53,7 +53,7 @@ func DecodeMsgpack(b []byte, f *Frame) *Error {
 
 // decodeMsgpack decodes a frame of either direction without checking its op.
 func decodeMsgpack(b []byte, f *Frame) *Error {
-	f.Reset()
+	prevTopic := f.reset()
 	d := mpDecoder{b: b}
 	if len(b) == 0 {
 		return Errorf(CodeBadFrame, "empty frame: expected a msgpack map")
@@ -98,7 +98,7 @@ func decodeMsgpack(b []byte, f *Frame) *Error {
 				return err
 			}
 			if ok {
-				f.setString(key, stringValue(key, s))
+				f.setString(key, stringValue(key, s, prevTopic))
 				continue
 			}
 		case kindUint:
