@@ -24,6 +24,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -44,6 +45,8 @@ func main() {
 	ferryBin := flag.String("ferry-bin", "", "ferry binary to use (default: go build ./cmd/ferry)")
 	natsdBin := flag.String("natsd-bin", "", "natsd binary to use (default: go build ./bench/natsd)")
 	from := flag.String("from", "", "run nothing: print the table and draw the chart from JSON lines saved with -json")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the load generator (not the broker) to this file")
+	brokerProfiles := flag.String("broker-cpuprofile", "", "directory: every ferry process writes a CPU profile of its run there")
 	flag.Parse()
 	if *from != "" {
 		results, err := readResults(*from)
@@ -102,7 +105,18 @@ func main() {
 			bins.NATSD = built.NATSD
 		}
 	}
-	cfg := load.Config{Bins: bins, QueueBytes: *queue, Window: *window, Stall: *stall}
+	cfg := load.Config{Bins: bins, QueueBytes: *queue, Window: *window, Stall: *stall, ProfileDir: *brokerProfiles}
+
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()

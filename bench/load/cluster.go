@@ -60,7 +60,7 @@ func Cluster(ctx context.Context, cfg Config, t Target, nodes, n, m, size int) R
 	}
 	procs := make([]*Proc, 0, nodes)
 	for i := 0; i < nodes; i++ {
-		p, args, err := startFerry(&cfg, extra...)
+		p, args, err := startFerry(&cfg, fmt.Sprintf("%s %s %s node%d", r.Scenario, r.Case, r.Target, i+1), extra...)
 		if err != nil {
 			r.Err = fmt.Sprintf("node %d: %v", i+1, err)
 			return r

@@ -65,7 +65,7 @@ func (c *ferryConn) close() { c.Close() }
 func Idle(ctx context.Context, cfg Config, t Target, n int) Result {
 	cfg.defaults()
 	r := Result{Scenario: "idle", Case: fmt.Sprintf("N=%d", n), Target: t.Name, RateUnit: "conns/s", Expected: int64(n)}
-	p, args, err := StartBroker(&cfg, t)
+	p, args, err := StartBroker(&cfg, t, r.Scenario+" "+r.Case+" "+t.Name)
 	if err != nil {
 		r.Err = err.Error()
 		return r

@@ -195,6 +195,26 @@ func (p *Proc) CPU() time.Duration {
 	return time.Duration(ut+st) * time.Second / clkTck
 }
 
+// Syscalls returns the child's read and write system calls so far
+// (syscr and syscw of /proc/<pid>/io; readv and writev count as one each).
+func (p *Proc) Syscalls() (reads, writes int64) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", p.Pid()))
+	if err != nil {
+		return 0, 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		switch k {
+		case "syscr":
+			reads = n
+		case "syscw":
+			writes = n
+		}
+	}
+	return reads, writes
+}
+
 // RSS returns the child's resident set size (VmRSS) in bytes.
 func (p *Proc) RSS() int64 { return statusKB(p.Pid(), "VmRSS:") * 1024 }
 

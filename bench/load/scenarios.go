@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -26,6 +28,10 @@ type Config struct {
 	// DialParallel is how many connections are opened at a time.
 	DialParallel int
 	Log          io.Writer
+	// ProfileDir, when set, makes every ferry process write a CPU profile
+	// of its run there (ferry serve --cpuprofile), named after the
+	// scenario, case and target.
+	ProfileDir string
 }
 
 func (c *Config) defaults() {
@@ -64,6 +70,10 @@ type Result struct {
 	BrokerCPUs   float64 `json:"broker_cpu_s"`
 	LoadGenCPUs  float64 `json:"loadgen_cpu_s"`
 	BrokerRSS    int64   `json:"broker_rss_bytes"`
+	// BrokerReads and BrokerWrites count the broker's read and write
+	// system calls (/proc/<pid>/io syscr, syscw) while measuring.
+	BrokerReads  int64   `json:"broker_read_syscalls,omitempty"`
+	BrokerWrites int64   `json:"broker_write_syscalls,omitempty"`
 	BrokerPeak   int64   `json:"broker_peak_rss_bytes"`
 	PerConnKiB   float64 `json:"rss_per_conn_kib,omitempty"`
 	Conns        int     `json:"conns,omitempty"`
@@ -100,9 +110,10 @@ func (r *Result) percentiles(lat []int64) {
 }
 
 // StartBroker runs the broker of t as a child process.
-func StartBroker(cfg *Config, t Target) (*Proc, string, error) {
+// name (scenario, case, target) names its CPU profile if cfg.ProfileDir is set.
+func StartBroker(cfg *Config, t Target, name string) (*Proc, string, error) {
 	if t.IsFerry() {
-		return startFerry(cfg)
+		return startFerry(cfg, name)
 	}
 	args := []string{"-ws-port", "{port}"}
 	p, err := StartProc(cfg.Bins.NATSD, args, "ws://127.0.0.1:%d")
@@ -111,14 +122,24 @@ func StartBroker(cfg *Config, t Target) (*Proc, string, error) {
 
 // startFerry runs `ferry serve` on a free port with the flags of cfg and
 // extra (e.g. --nats URL) as a child process.
-func startFerry(cfg *Config, extra ...string) (*Proc, string, error) {
+func startFerry(cfg *Config, name string, extra ...string) (*Proc, string, error) {
 	args := []string{"serve", "--listen", "127.0.0.1:{port}", "--log-level", "warn"}
 	if cfg.QueueBytes > 0 {
 		args = append(args, "--queue-bytes", strconv.Itoa(cfg.QueueBytes))
 	}
 	args = append(args, extra...)
+	shown := fmt.Sprint(args[1:])
+	if cfg.ProfileDir != "" {
+		file := strings.Map(func(r rune) rune {
+			if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' {
+				return r
+			}
+			return '_'
+		}, name)
+		args = append(args, "--cpuprofile", filepath.Join(cfg.ProfileDir, file+".prof"))
+	}
 	p, err := StartProc(cfg.Bins.Ferry, args, "ws://127.0.0.1:%d/ws")
-	return p, fmt.Sprint(args[1:]), err
+	return p, shown, err
 }
 
 // dialMany opens n connections, DialParallel at a time; it stops at the
@@ -258,12 +279,23 @@ func selfCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// measure returns the broker's and the load generator's CPU time so far.
-func measure(p *Proc) [2]time.Duration { return [2]time.Duration{p.CPU(), selfCPU()} }
+// usage is what measure reads: the broker's and the load generator's CPU
+// time, and the broker's read and write system calls, so far.
+type usage struct {
+	broker, self  time.Duration
+	reads, writes int64
+}
 
-func finish(r *Result, p *Proc, cpu0 [2]time.Duration) {
-	r.BrokerCPUs = (p.CPU() - cpu0[0]).Seconds()
-	r.LoadGenCPUs = (selfCPU() - cpu0[1]).Seconds()
+func measure(p *Proc) usage {
+	r, w := p.Syscalls()
+	return usage{broker: p.CPU(), self: selfCPU(), reads: r, writes: w}
+}
+
+func finish(r *Result, p *Proc, u0 usage) {
+	u := measure(p)
+	r.BrokerCPUs = (u.broker - u0.broker).Seconds()
+	r.LoadGenCPUs = (u.self - u0.self).Seconds()
+	r.BrokerReads, r.BrokerWrites = u.reads-u0.reads, u.writes-u0.writes
 	r.BrokerRSS = p.RSS()
 	r.BrokerPeak = p.PeakRSS()
 	if !p.Alive() {
@@ -277,7 +309,7 @@ func Fanout(ctx context.Context, cfg Config, t Target, n, m, size int) Result {
 	cfg.defaults()
 	r := Result{Scenario: "fanout", Case: fmt.Sprintf("N=%d M=%d P=%d", n, m, size), Target: t.Name,
 		RateUnit: "deliveries/s", Expected: int64(n) * int64(m), Conns: n + 1}
-	p, args, err := StartBroker(&cfg, t)
+	p, args, err := StartBroker(&cfg, t, r.Scenario+" "+r.Case+" "+t.Name)
 	if err != nil {
 		r.Err = err.Error()
 		return r
@@ -346,7 +378,7 @@ func Fanin(ctx context.Context, cfg Config, t Target, n, k, size int) Result {
 	cfg.defaults()
 	r := Result{Scenario: "fanin", Case: fmt.Sprintf("N=%d K=%d P=%d", n, k, size), Target: t.Name,
 		RateUnit: "msgs/s", Expected: int64(n) * int64(k), Conns: n + 1}
-	p, args, err := StartBroker(&cfg, t)
+	p, args, err := StartBroker(&cfg, t, r.Scenario+" "+r.Case+" "+t.Name)
 	if err != nil {
 		r.Err = err.Error()
 		return r
@@ -409,7 +441,7 @@ func Latency(ctx context.Context, cfg Config, t Target, n, rate int, d time.Dura
 	cfg.defaults()
 	r := Result{Scenario: "latency", Case: fmt.Sprintf("R=%d N=%d D=%v P=%d", rate, n, d, size), Target: t.Name,
 		RateUnit: "deliveries/s", Conns: n + 1}
-	p, args, err := StartBroker(&cfg, t)
+	p, args, err := StartBroker(&cfg, t, r.Scenario+" "+r.Case+" "+t.Name)
 	if err != nil {
 		r.Err = err.Error()
 		return r

@@ -151,9 +151,9 @@ func Table(w io.Writer, results []Result) {
 		case "cluster":
 			fmt.Fprintln(tw, "target\tdeliveries/s\tdelivered\tp50 ms\tp99 ms\tmax ms\trate cluster/single\tp99 cluster/single\tferry CPU s\tloadgen CPU s\tferry RSS MiB\tNATS CPU s\tNATS RSS MiB\t")
 		case "latency":
-			fmt.Fprintln(tw, "target\tdeliveries/s\tdelivered\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmax ms\tp99 ferry/NATS\tbroker CPU s\tloadgen CPU s\tbroker RSS MiB\t")
+			fmt.Fprintln(tw, "target\tdeliveries/s\tdelivered\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmax ms\tp99 ferry/NATS\tbroker CPU s\tloadgen CPU s\tbroker RSS MiB\tbroker reads/writes\t")
 		default:
-			fmt.Fprintf(tw, "target\t%s\tdelivered\tp50 ms\tp99 ms\tmax ms\tferry/NATS\tbroker CPU s\tloadgen CPU s\tbroker RSS MiB\t\n", rs[0].RateUnit)
+			fmt.Fprintf(tw, "target\t%s\tdelivered\tp50 ms\tp99 ms\tmax ms\tferry/NATS\tbroker CPU s\tloadgen CPU s\tbroker RSS MiB\tbroker reads/writes\t\n", rs[0].RateUnit)
 		}
 		for _, r := range rs {
 			if r.Err != "" {
@@ -196,11 +196,11 @@ func Table(w io.Writer, results []Result) {
 				}
 				fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.1f\t%s\t%s\t%.2f\t%.2f\t%.1f\t\n", r.Target, r.Conns, r.Rate, r.PerConnKiB, ratio, rr, r.BrokerCPUs, r.LoadGenCPUs, mib)
 			case "latency":
-				fmt.Fprintf(tw, "%s\t%.0f\t%.2f%%\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%s\t%.2f\t%.2f\t%.1f\t\n", r.Target, r.Rate, r.DeliveredPct,
-					r.P50ms, r.P90ms, r.P99ms, r.P999ms, r.MaxMs, ratio, r.BrokerCPUs, r.LoadGenCPUs, mib)
+				fmt.Fprintf(tw, "%s\t%.0f\t%.2f%%\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%s\t%.2f\t%.2f\t%.1f\t%s\t\n", r.Target, r.Rate, r.DeliveredPct,
+					r.P50ms, r.P90ms, r.P99ms, r.P999ms, r.MaxMs, ratio, r.BrokerCPUs, r.LoadGenCPUs, mib, rw(r))
 			default:
-				fmt.Fprintf(tw, "%s\t%.0f\t%.2f%%\t%.2f\t%.2f\t%.2f\t%s\t%.2f\t%.2f\t%.1f\t\n", r.Target, r.Rate, r.DeliveredPct,
-					r.P50ms, r.P99ms, r.MaxMs, ratio, r.BrokerCPUs, r.LoadGenCPUs, mib)
+				fmt.Fprintf(tw, "%s\t%.0f\t%.2f%%\t%.2f\t%.2f\t%.2f\t%s\t%.2f\t%.2f\t%.1f\t%s\t\n", r.Target, r.Rate, r.DeliveredPct,
+					r.P50ms, r.P99ms, r.MaxMs, ratio, r.BrokerCPUs, r.LoadGenCPUs, mib, rw(r))
 			}
 		}
 		tw.Flush()
@@ -223,4 +223,12 @@ func Table(w io.Writer, results []Result) {
 			}
 		}
 	}
+}
+
+// rw shows the broker's read and write system calls of r, in thousands.
+func rw(r Result) string {
+	if r.BrokerReads == 0 && r.BrokerWrites == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1fk/%.1fk", float64(r.BrokerReads)/1e3, float64(r.BrokerWrites)/1e3)
 }
