@@ -90,8 +90,7 @@ func (n clusterNode) DeliverGroup(filter, name string, m ClusterMessage) {
 	}
 	d := &delivery{b: n.b, topic: m.Topic, codec: m.Codec, data: m.Data}
 	if g := n.b.index.group(filter, name); g != nil {
-		clock := stallClock{b: n.b, budget: n.b.opts.MaxStall}
-		ackClock := stallClock{b: n.b, budget: n.b.opts.AckStall}
+		clock, ackClock := n.b.newClocks()
 		defer clock.stop()
 		defer ackClock.stop()
 		n.b.deliverGroup(context.Background(), g, d, &clock, &ackClock)

@@ -57,6 +57,7 @@ func (c *conn) init(b *Broker, socket *gws.Conn, lc *lockedConn, codec protocol.
 	c.b, c.ws, c.nc, c.codec, c.remote = b, socket, lc, codec, remote
 	lc.timeout = b.opts.WriteTimeout
 	c.q.limit = b.opts.QueueBytes
+	c.q.spell = max(b.opts.DrainTimeout, 0)
 	c.q.writer = c.writeLoop
 	c.q.overflowFrame = func(n uint64) []byte { return c.encode(overflowErr(n)) }
 	c.touch()
@@ -109,6 +110,9 @@ func (c *conn) sendRetained(m *stored) {
 
 // drop implements transport.
 func (c *conn) drop(n uint64) { c.q.drop(n) }
+
+// draining implements transport.
+func (c *conn) draining(quiet, limit time.Duration) bool { return c.q.draining(quiet, limit) }
 
 // overflow applies the slow-consumer policy after a push found the queue
 // full for longer than the stall allowed.

@@ -76,7 +76,7 @@ func (b *Broker) deliverGroup(ctx context.Context, g *group, d *delivery, clock,
 		if full.ack != nil {
 			c = ackClock
 		}
-		if wait == nil || !c.wait(ctx, wait) {
+		if wait == nil || !c.wait(ctx, wait, full) {
 			if !c.down {
 				full.overflow()
 			}

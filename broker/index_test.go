@@ -568,7 +568,8 @@ func (s *encSink) send(d *delivery, _ string) (pushResult, <-chan struct{}) {
 	return pushed, nil
 }
 
-func (s *encSink) overflow() {}
+func (s *encSink) overflow()                                  {}
+func (s *encSink) draining(time.Duration, time.Duration) bool { return false }
 
 // BenchmarkEncodeOnce publishes through Broker.Publish to 1 or 1,000
 // subscribers on one topic (without sockets), so that the fixed cost of a

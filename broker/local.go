@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sync"
+	"time"
 
 	"github.com/ferry-io/ferry/protocol"
 )
@@ -53,6 +54,7 @@ type Subscription struct {
 	closed      bool
 	ready       chan struct{} // signalled when the queue gets a message
 	space       chan struct{} // closed when room is made
+	watch       drainWatch
 	dropped     uint64
 	overflowing bool
 	queuedMids  map[uint64]int // mids with a delivery in queue
@@ -160,6 +162,10 @@ func (s *Subscription) enqueue(it localItem, force bool) (pushResult, <-chan str
 		if s.overflowing {
 			return pushRefuse, nil
 		}
+		s.watch.full()
+		if s.watch.over(max(s.b.opts.DrainTimeout, 0)) {
+			return pushRefuse, nil // full for too long: a slow consumer
+		}
 		if s.space == nil {
 			s.space = make(chan struct{})
 		}
@@ -234,6 +240,13 @@ func (s *Subscription) overflow() {
 	s.b.stats.dropped.Add(1)
 }
 
+// draining implements transport.
+func (s *Subscription) draining(quiet, limit time.Duration) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.closed && s.watch.draining(quiet, limit)
+}
+
 // drop implements transport.
 func (s *Subscription) drop(n uint64) {
 	s.mu.Lock()
@@ -267,6 +280,7 @@ func (s *Subscription) run() {
 			if s.overflowing && s.bytes <= s.b.opts.QueueBytes/2 {
 				s.overflowing = false
 			}
+			s.watch.drained(s.bytes <= s.b.opts.QueueBytes/2)
 			s.wakeLocked()
 			s.mu.Unlock()
 			if s.call(it.m) && it.mid != 0 {

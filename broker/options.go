@@ -17,6 +17,7 @@ const (
 	DefaultMaxSubscriptions = 1000
 	DefaultQueueBytes       = 16 << 20
 	DefaultMaxStall         = 5 * time.Millisecond
+	DefaultDrainTimeout     = 2 * time.Second
 	DefaultHandshakeTimeout = 5 * time.Second
 	DefaultPingInterval     = 20 * time.Second
 	DefaultIdleTimeout      = 45 * time.Second
@@ -64,10 +65,21 @@ type Options struct {
 	// Disconnect.
 	SlowConsumer SlowConsumerPolicy
 	// MaxStall is how long one publish may wait, in total, for room in full
-	// subscriber queues before the slow-consumer policy applies: a brief
-	// stall of the publisher absorbs bursts. Default 5 ms; negative means
-	// never wait.
+	// subscriber queues before the slow-consumer policy applies, unless a
+	// queue it waits for is draining (see DrainTimeout): a brief stall of
+	// the publisher absorbs bursts. Default 5 ms; negative means never
+	// wait.
 	MaxStall time.Duration
+	// DrainTimeout is how long a queue may stay full while it drains, that
+	// is while writes to its subscriber complete (at least one every 200
+	// ms). Meanwhile publishers wait for room in it, beyond MaxStall
+	// (backpressure: a burst from many publishers reaches a subscriber that
+	// keeps reading at its own pace, and the publishers slow down to it).
+	// A queue full for longer (not drained to half meanwhile), or one that
+	// writes nothing for 200 ms, gets the slow-consumer policy. Default
+	// 2 s; negative means a publish waits at most MaxStall in total,
+	// draining or not.
+	DrainTimeout time.Duration
 	// HandshakeTimeout bounds writing the upgrade response. Default 5 s.
 	// (Reading the request is bounded by the http.Server's
 	// ReadHeaderTimeout, which the embedding application sets.)
@@ -141,6 +153,7 @@ func (o Options) withDefaults() (Options, error) {
 	opt.Default(&o.AckStall, DefaultAckStall)
 	opt.Default(&o.SessionTTL, DefaultSessionTTL)
 	opt.Default(&o.MaxStall, DefaultMaxStall)
+	opt.Default(&o.DrainTimeout, DefaultDrainTimeout)
 	opt.Default(&o.HandshakeTimeout, DefaultHandshakeTimeout)
 	opt.Default(&o.PingInterval, DefaultPingInterval)
 	opt.Default(&o.IdleTimeout, DefaultIdleTimeout)

@@ -12,19 +12,37 @@ import (
 
 var matchPool = sync.Pool{New: func() any { return new(matches) }}
 
-// stallClock is one publish's stall budget (Options.MaxStall), shared by
-// every full queue it waits on.
+// stallClock is one publish's stall budget (Options.MaxStall or
+// AckStall), shared by every full queue it waits on.
 type stallClock struct {
 	b       *Broker
 	budget  time.Duration
+	drain   time.Duration // Options.DrainTimeout; 0: the budget is a total
 	timer   *time.Timer
 	expired bool
 	down    bool // the broker began shutting down during the stall
 }
 
-// wait waits for ch within the budget; false once the budget is spent or
-// ctx ends.
-func (c *stallClock) wait(ctx context.Context, ch <-chan struct{}) bool {
+// drainQuiet is how long a full queue may write nothing to its subscriber
+// and still count as draining. Writes complete in steps set by the kernel
+// (a blocked writer wakes when about a third of the socket's send buffer,
+// up to megabytes, has been read), tens of milliseconds apart for a
+// subscriber that reads all the time on a fast link.
+const drainQuiet = 200 * time.Millisecond
+
+// newClocks returns the stall clocks of one publish: for plain
+// subscriptions and for acknowledged ones.
+func (b *Broker) newClocks() (plain, ack stallClock) {
+	plain = stallClock{b: b, budget: b.opts.MaxStall, drain: max(b.opts.DrainTimeout, 0)}
+	ack = stallClock{b: b, budget: b.opts.AckStall}
+	return plain, ack
+}
+
+// wait waits for ch, which s's full queue closes when room may have been
+// made, within the budget; false once the budget is spent or ctx ends.
+// When the budget runs out while s's queue is draining (see drainWatch),
+// a new budget begins.
+func (c *stallClock) wait(ctx context.Context, ch <-chan struct{}, s *subscription) bool {
 	if c.expired {
 		return false
 	}
@@ -36,16 +54,66 @@ func (c *stallClock) wait(ctx context.Context, ch <-chan struct{}) bool {
 		c.timer = time.NewTimer(c.budget)
 	}
 	c.b.stats.stalls.Add(1)
-	select {
-	case <-ch:
-		return true
-	case <-c.timer.C:
-	case <-ctx.Done():
-	case <-c.b.done:
-		c.down = true
+	for {
+		select {
+		case <-ch:
+			return true
+		case <-c.timer.C:
+			if c.drain > 0 && s.draining(min(drainQuiet, c.drain), c.drain) {
+				c.timer.Reset(c.budget)
+				continue
+			}
+		case <-ctx.Done():
+		case <-c.b.done:
+			c.down = true
+		}
+		c.expired = true
+		return false
 	}
-	c.expired = true
-	return false
+}
+
+// drainWatch tells a full queue that drains from one that is stuck. Its
+// owner guards it with its own mutex.
+type drainWatch struct {
+	fullSince int64 // unix ns a push first found the queue full; 0: not full
+	lastDrain int64 // unix ns something was last taken out while full
+}
+
+// full records that a push found the queue full.
+func (w *drainWatch) full() {
+	if w.fullSince == 0 {
+		now := time.Now().UnixNano()
+		w.fullSince, w.lastDrain = now, now
+	}
+}
+
+// drained records that the queue gave something to its subscriber; half
+// tells that it is at most half full now, which ends its full spell.
+func (w *drainWatch) drained(half bool) {
+	if w.fullSince == 0 {
+		return
+	}
+	if half {
+		w.fullSince = 0
+		return
+	}
+	w.lastDrain = time.Now().UnixNano()
+}
+
+// over reports whether the queue has been full for longer than limit
+// (0: no limit).
+func (w *drainWatch) over(limit time.Duration) bool {
+	return limit > 0 && w.fullSince != 0 && time.Now().UnixNano()-w.fullSince > int64(limit)
+}
+
+// draining reports whether the queue, full, drained something within the
+// last quiet and has been full for less than limit.
+func (w *drainWatch) draining(quiet, limit time.Duration) bool {
+	if w.fullSince == 0 {
+		return true // no longer full: the waiter retries
+	}
+	now := time.Now().UnixNano()
+	return now-w.lastDrain < int64(quiet) && now-w.fullSince < int64(limit)
 }
 
 // errShuttingDown ends a publish that the broker's shutdown interrupted: it
@@ -113,8 +181,7 @@ func (b *Broker) routeLocal(ctx context.Context, d *delivery, retain, groups boo
 	// acknowledged subscriptions get the longer AckStall: a slow but
 	// acknowledging consumer slows its publishers down instead of losing
 	// messages
-	clock := stallClock{b: b, budget: b.opts.MaxStall}
-	ackClock := stallClock{b: b, budget: b.opts.AckStall}
+	clock, ackClock := b.newClocks()
 	defer clock.stop()
 	defer ackClock.stop()
 	var stallBuf [8]stalled
@@ -143,7 +210,7 @@ func (b *Broker) routeLocal(ctx context.Context, d *delivery, retain, groups boo
 			c = &ackClock
 		}
 		for {
-			if !c.wait(ctx, w.wait) {
+			if !c.wait(ctx, w.wait, w.sub) {
 				// one last try: the queue may have drained meanwhile
 				if r, _ := w.sub.push(d); r == pushed {
 					delivered++

@@ -1,6 +1,9 @@
 package broker
 
-import "sync"
+import (
+	"sync"
+	"time"
+)
 
 // outQueue is a connection's outbound queue of encoded WebSocket frames,
 // bounded in bytes. Frames are shared between connections and never
@@ -8,9 +11,11 @@ import "sync"
 // the bound covers what the writer holds too.
 type outQueue struct {
 	mu      sync.Mutex
-	frames  [][]byte
+	frames  [][]byte // frames[head:] are queued
+	head    int
 	bytes   int
 	limit   int
+	spell   time.Duration // Options.DrainTimeout: longest full spell; 0: none
 	running bool   // a writer goroutine is active
 	closed  bool   // nothing more is accepted
 	closeF  []byte // written after the queue drains, then the socket closes
@@ -20,6 +25,7 @@ type outQueue struct {
 	// stall on this queue again, so one stuck reader cannot throttle them.
 	overflowing bool
 	space       chan struct{}
+	watch       drainWatch
 	spare       [][]byte       // a batch slice to reuse
 	writers     sync.WaitGroup // the writer goroutine, counted under mu
 
@@ -27,6 +33,15 @@ type outQueue struct {
 	writer        func()              // the writer goroutine's body
 	overflowFrame func(uint64) []byte // encodes the report of n dropped messages
 }
+
+// A writer takes at most this many frames and bytes per write (one
+// writev), so that room is made, and stalled publishers woken, as each
+// part of a long queue is written rather than once it all is. 1024 is
+// Linux's IOV_MAX.
+const (
+	maxBatchFrames = 1024
+	maxBatchBytes  = 64 << 10
+)
 
 type pushResult uint8
 
@@ -58,6 +73,10 @@ func (q *outQueue) pushFrame(f []byte, refuse bool) (pushResult, <-chan struct{}
 	if q.bytes > 0 && q.bytes+len(f) > q.limit {
 		if q.overflowing && refuse {
 			return pushRefuse, nil
+		}
+		q.watch.full()
+		if refuse && q.watch.over(q.spell) {
+			return pushRefuse, nil // full for too long: a slow consumer
 		}
 		if q.space == nil {
 			q.space = make(chan struct{})
@@ -92,9 +111,22 @@ func (q *outQueue) pushIfRoom(f []byte) {
 }
 
 func (q *outQueue) appendLocked(f []byte) {
+	q.compactLocked()
 	q.frames = append(q.frames, f)
 	q.bytes += len(f)
 	q.startLocked()
+}
+
+// compactLocked moves the queued frames to the front of a full backing
+// array once at least half of it is taken, instead of growing it: amortized
+// O(1) per frame.
+func (q *outQueue) compactLocked() {
+	if len(q.frames) == cap(q.frames) && q.head > 0 && q.head >= len(q.frames)/2 {
+		n := copy(q.frames, q.frames[q.head:])
+		clear(q.frames[n:])
+		q.frames = q.frames[:n]
+		q.head = 0
+	}
 }
 
 func (q *outQueue) startLocked() {
@@ -109,6 +141,7 @@ func (q *outQueue) reportDropsLocked() {
 	if q.dropped > 0 {
 		of := q.overflowFrame(q.dropped)
 		q.dropped = 0
+		q.compactLocked()
 		q.frames = append(q.frames, of)
 		q.bytes += len(of)
 	}
@@ -128,16 +161,17 @@ func (q *outQueue) drop(n uint64) {
 	}
 }
 
-// take moves the queued frames into a batch for the writer, which returns
-// it with written. With none queued it reports the close frame to write (if
+// take moves the first queued frames (up to maxBatchFrames and
+// maxBatchBytes, at least one) into a batch for the writer, which returns it
+// with written. With none queued it reports the close frame to write (if
 // any) and marks the writer stopped.
 func (q *outQueue) take() (batch [][]byte, n int, closeF []byte, stop bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.frames) == 0 && !q.closed && q.closeF == nil {
+	if q.head == len(q.frames) && !q.closed && q.closeF == nil {
 		q.reportDropsLocked()
 	}
-	if len(q.frames) == 0 || q.closed {
+	if q.head == len(q.frames) || q.closed {
 		closeF, q.closeF = q.closeF, nil
 		if closeF != nil {
 			q.closed = true // the close frame is the last one ever
@@ -146,16 +180,23 @@ func (q *outQueue) take() (batch [][]byte, n int, closeF []byte, stop bool) {
 		q.writers.Done()
 		return nil, 0, closeF, true
 	}
-	for _, f := range q.frames {
-		n += len(f)
+	pending := q.frames[q.head:]
+	k := 0
+	for k < len(pending) && k < maxBatchFrames && (k == 0 || n+len(pending[k]) <= maxBatchBytes) {
+		n += len(pending[k])
+		k++
 	}
-	batch = append(q.spare[:0], q.frames...)
+	batch = append(q.spare[:0], pending[:k]...)
 	q.spare = nil
-	clear(q.frames)
-	if cap(q.frames) > 256 {
-		q.frames = nil
-	} else {
-		q.frames = q.frames[:0]
+	clear(pending[:k])
+	q.head += k
+	if q.head == len(q.frames) {
+		q.head = 0
+		if cap(q.frames) > 256 {
+			q.frames = nil
+		} else {
+			q.frames = q.frames[:0]
+		}
 	}
 	return batch, n, nil, false
 }
@@ -165,13 +206,14 @@ func (q *outQueue) take() (batch [][]byte, n int, closeF []byte, stop bool) {
 func (q *outQueue) written(batch [][]byte, n int) {
 	clear(batch)
 	q.mu.Lock()
-	if cap(batch) <= 256 {
+	if cap(batch) <= maxBatchFrames {
 		q.spare = batch[:0]
 	}
 	q.bytes -= n
 	if q.overflowing && q.bytes <= q.limit/2 {
 		q.overflowing = false
 	}
+	q.watch.drained(q.bytes <= q.limit/2)
 	q.wake()
 	q.mu.Unlock()
 }
@@ -209,9 +251,17 @@ func (q *outQueue) shut() {
 	q.closed = true
 	q.discardLocked()
 	q.frames = nil
+	q.head = 0
 	q.closeF = nil
 	q.wake()
 	q.mu.Unlock()
+}
+
+// draining implements transport.draining for the queue.
+func (q *outQueue) draining(quiet, limit time.Duration) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return !q.closed && q.watch.draining(quiet, limit)
 }
 
 func (q *outQueue) size() int {
@@ -222,9 +272,10 @@ func (q *outQueue) size() int {
 
 // discardLocked drops the queued frames.
 func (q *outQueue) discardLocked() {
-	for _, f := range q.frames {
+	for _, f := range q.frames[q.head:] {
 		q.bytes -= len(f)
 	}
 	clear(q.frames)
 	q.frames = q.frames[:0]
+	q.head = 0
 }

@@ -52,6 +52,9 @@ type transport interface {
 	overflow()
 	// drop counts n messages dropped for this transport and reports them.
 	drop(n uint64)
+	// draining reports whether the queue, if full, has drained within
+	// quiet and been full for less than limit (drainWatch.draining).
+	draining(quiet, limit time.Duration) bool
 }
 
 // stored is a message the broker keeps beyond one publish. Immutable.
@@ -189,6 +192,12 @@ func (s *subscription) pushEarly(d *delivery) (pushResult, bool) {
 	s.early = append(s.early, m)
 	s.earlyBytes += m.size()
 	return pushed, true
+}
+
+// draining reports whether s's full queue is draining: publishers keep
+// waiting for it. Acknowledged subscriptions have AckStall instead.
+func (s *subscription) draining(quiet, limit time.Duration) bool {
+	return s.ack == nil && s.t.draining(quiet, limit)
 }
 
 // overflow applies the policy when s stayed full past the stall.

@@ -20,6 +20,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -126,6 +127,7 @@ type serveConfig struct {
 	logFormat       string
 	shutdownTimeout time.Duration
 	policy          string
+	cpuprofile      string
 	opts            broker.Options
 }
 
@@ -144,6 +146,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.IntVar(&cfg.opts.QueueBytes, "queue-bytes", broker.DefaultQueueBytes, "bound of each connection's outbound queue, in bytes")
 	fs.StringVar(&cfg.policy, "slow-consumer", string(broker.Disconnect), "what to do when a queue is full: disconnect or drop")
 	fs.DurationVar(&cfg.opts.MaxStall, "max-stall", broker.DefaultMaxStall, "longest a publish waits for room in full queues (negative: never)")
+	fs.DurationVar(&cfg.opts.DrainTimeout, "drain-timeout", broker.DefaultDrainTimeout, "longest a queue may stay full while it drains, publishers waiting for it (negative: no waiting beyond --max-stall)")
 	fs.DurationVar(&cfg.opts.HandshakeTimeout, "handshake-timeout", broker.DefaultHandshakeTimeout, "time allowed to read the upgrade request and answer it")
 	fs.DurationVar(&cfg.opts.PingInterval, "ping-interval", broker.DefaultPingInterval, "how often quiet connections are pinged (negative: never)")
 	fs.DurationVar(&cfg.opts.IdleTimeout, "idle-timeout", broker.DefaultIdleTimeout, "close connections silent for this long")
@@ -162,6 +165,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.StringVar(&cfg.natsUser, "nats-user", "", "NATS user name")
 	fs.StringVar(&cfg.natsPassword, "nats-password", "", "NATS password (or set FERRY_NATS_PASSWORD)")
 	fs.StringVar(&cfg.natsTLSCA, "nats-tls-ca", "", "CA certificate file for TLS to NATS")
+	fs.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile (pprof) of the whole run to this file, finished at shutdown")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -268,6 +272,21 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, "ferry serve:", err)
 		return 1
+	}
+	if cfg.cpuprofile != "" {
+		f, err := os.Create(cfg.cpuprofile)
+		if err != nil {
+			fmt.Fprintln(stderr, "ferry serve: --cpuprofile:", err)
+			return 2
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, "ferry serve: --cpuprofile:", err)
+			return 2
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			_ = f.Close()
+		}()
 	}
 	log.Info("ferry listening", "version", versionString(), "url", "ws://"+ln.Addr().String()+cfg.path,
 		"slow_consumer", cfg.opts.SlowConsumer)

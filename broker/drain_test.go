@@ -1,0 +1,192 @@
+package broker_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ferry-io/ferry/broker"
+	"github.com/ferry-io/ferry/protocol"
+)
+
+// burst publishes n messages from each of pubs goroutines in-process and
+// returns once all publishes returned.
+func burst(t *testing.T, b *broker.Broker, pubs, n int, topic string) {
+	t.Helper()
+	data, _ := json.Marshal(strings.Repeat("d", 200))
+	var wg sync.WaitGroup
+	errs := make(chan error, pubs)
+	for p := 0; p < pubs; p++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < n; i++ {
+				if err := b.Publish(context.Background(), broker.Message{Topic: topic, Data: data}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+// A subscriber that keeps taking messages is not a slow consumer, even
+// when it pauses for far longer than MaxStall: publishers wait for it
+// (backpressure) and nothing is lost. With DrainTimeout disabled the same
+// pause costs messages, which shows the load does fill the queue.
+func TestDrainingQueueHoldsPublishers(t *testing.T) {
+	for _, drain := range []time.Duration{0, -1} { // 0: the default, 2 s
+		t.Run(fmt.Sprintf("DrainTimeout=%v", drain), func(t *testing.T) {
+			b, _ := startBroker(t, broker.Options{QueueBytes: 4096, DrainTimeout: drain})
+			var got atomic.Int64
+			sub, err := b.Subscribe("burst", func(m *broker.Message) error {
+				if got.Add(1) == 50 {
+					time.Sleep(50 * time.Millisecond) // a pause: 10× MaxStall, 1/4 of the quiet limit
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			const pubs, n = 4, 500
+			burst(t, b, pubs, n, "burst")
+			eventually(t, "every message taken or dropped", func() bool {
+				return got.Load()+int64(sub.Dropped()) == pubs*n
+			})
+			if drain < 0 {
+				if sub.Dropped() == 0 {
+					t.Fatal("nothing dropped with DrainTimeout disabled: the test load does not fill the queue")
+				}
+				return
+			}
+			if d := sub.Dropped(); d != 0 || got.Load() != pubs*n {
+				t.Fatalf("%d delivered, %d dropped, want all %d delivered", got.Load(), d, pubs*n)
+			}
+		})
+	}
+}
+
+// A subscriber that takes messages, but too slowly for a sustained load,
+// becomes a slow consumer once its queue has been full for DrainTimeout;
+// one that takes nothing at all, once it has drained nothing for the
+// quiet limit (200 ms), long before DrainTimeout.
+func TestDrainTimeoutEndsFullSpell(t *testing.T) {
+	t.Run("slow", func(t *testing.T) {
+		b, _ := startBroker(t, broker.Options{QueueBytes: 4096, DrainTimeout: 150 * time.Millisecond})
+		sub, err := b.Subscribe("sustained", func(m *broker.Message) error {
+			time.Sleep(2 * time.Millisecond) // drains every 2 ms: never quiet
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := json.Marshal(strings.Repeat("d", 200))
+		start := time.Now()
+		for i := 0; sub.Dropped() == 0; i++ {
+			if i == 20000 {
+				t.Fatal("no drop after 20000 publishes into a queue drained every 2 ms")
+			}
+			if err := b.Publish(context.Background(), broker.Message{Topic: "sustained", Data: data}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if el := time.Since(start); el < 150*time.Millisecond {
+			t.Fatalf("first drop after %v, before the queue could have been full for DrainTimeout", el)
+		}
+	})
+	t.Run("stuck", func(t *testing.T) {
+		b, _ := startBroker(t, broker.Options{QueueBytes: 4096, DrainTimeout: time.Minute})
+		release := make(chan struct{})
+		sub, err := b.Subscribe("stuck", func(m *broker.Message) error {
+			<-release
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer close(release)
+		data, _ := json.Marshal(strings.Repeat("d", 200))
+		start := time.Now()
+		for i := 0; sub.Dropped() == 0; i++ {
+			if i == 1000 {
+				t.Fatal("no drop after 1000 publishes to a subscriber that takes nothing")
+			}
+			if err := b.Publish(context.Background(), broker.Message{Topic: "stuck", Data: data}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// the bound is loose (shared machines); the point is that it is
+		// not the minute of DrainTimeout
+		if el := time.Since(start); el > 20*time.Second {
+			t.Fatalf("a stuck subscriber held its publisher for %v", el)
+		}
+	})
+}
+
+// Fan-in over WebSocket: many publisher connections, fire and forget, into
+// one subscriber whose queue is far smaller than the burst. The subscriber
+// keeps reading, so it gets every message and is not disconnected.
+func TestFaninBurstOverWebSocket(t *testing.T) {
+	b, url := startBroker(t, broker.Options{QueueBytes: 32 << 10})
+	sub := dial(t, url, protocol.SubprotocolMsgpack)
+	sub.mustAck(map[string]any{"op": "sub", "topic": "telemetry/+/temp"})
+
+	const pubs, n = 16, 2000
+	payload := protocol.AppendMsgpackString(nil, strings.Repeat("t", 100))
+	var wg sync.WaitGroup
+	for p := 0; p < pubs; p++ {
+		pc := dialRaw(t, url, protocol.SubprotocolMsgpack)
+		f := protocol.Append(protocol.Msgpack, nil, &protocol.Frame{Op: protocol.OpPub, Topic: fmt.Sprintf("telemetry/dev-%d/temp", p), Data: payload})
+		wire := maskedFrame(0x2, f)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < n; i++ {
+				if _, err := pc.nc.Write(wire); err != nil {
+					return // reported below: the count falls short
+				}
+			}
+		}()
+	}
+	for i := 0; i < pubs*n; i++ {
+		if i == 2000 {
+			// a pause far longer than MaxStall: the queue fills meanwhile
+			time.Sleep(100 * time.Millisecond)
+		}
+		if r := sub.next(); r.f.op() != "msg" {
+			t.Fatalf("after %d of %d messages: %s (stats %+v)", i, pubs*n, r.raw, b.Stats())
+		}
+	}
+	wg.Wait()
+	if st := b.Stats(); st.SlowConsumers != 0 || st.Dropped != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	sub.alive()
+}
+
+// maskedFrame is one client-to-server WebSocket frame.
+func maskedFrame(opcode byte, payload []byte) []byte {
+	hdr := []byte{0x80 | opcode}
+	switch n := len(payload); {
+	case n < 126:
+		hdr = append(hdr, 0x80|byte(n))
+	default:
+		hdr = append(hdr, 0x80|126, byte(n>>8), byte(n))
+	}
+	mask := [4]byte{9, 8, 7, 6}
+	hdr = append(hdr, mask[:]...)
+	for i, c := range payload {
+		hdr = append(hdr, c^mask[i%4])
+	}
+	return hdr
+}
