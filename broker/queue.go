@@ -16,10 +16,10 @@ type outQueue struct {
 	bytes   int
 	limit   int
 	spell   time.Duration // Options.DrainTimeout: longest full spell; 0: none
-	running bool   // a writer goroutine is active
-	closed  bool   // nothing more is accepted
-	closeF  []byte // written after the queue drains, then the socket closes
-	dropped uint64 // messages dropped (drop policy) not yet reported
+	running bool          // a writer goroutine is active
+	closed  bool          // nothing more is accepted
+	closeF  []byte        // written after the queue drains, then the socket closes
+	dropped uint64        // messages dropped (drop policy) not yet reported
 	// overflowing is set when a message was dropped for a full queue and
 	// cleared when the queue drains to half: meanwhile publishers do not
 	// stall on this queue again, so one stuck reader cannot throttle them.
