@@ -3,6 +3,7 @@ package broker_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ferry-io/ferry/broker"
 	"github.com/vmihailenco/msgpack/v5"
@@ -182,4 +183,25 @@ func TestAckOfUnknownMid(t *testing.T) {
 		t.Fatalf("inflight 0: %v", f)
 	}
 	c.alive()
+}
+
+// A client still sending a frame the broker refused (too large) gets the
+// close frame, not a reset: the broker half-closes and reads what it still
+// sends for a moment, so the client's writes go on and it reads 1009.
+func TestOversizeFrameCloseReachesWriter(t *testing.T) {
+	_, url := startBroker(t, broker.Options{MaxFrameBytes: 64 << 10})
+	r := dialRaw(t, url, "")
+	frame := maskedFrame(0x1, []byte(`{"op":"pub","topic":"t","data":"`+strings.Repeat("x", 200<<10)+`"}`))
+	for len(frame) > 0 {
+		n := min(len(frame), 8<<10)
+		if _, err := r.nc.Write(frame[:n]); err != nil {
+			t.Fatalf("write with %d bytes left: %v", len(frame), err)
+		}
+		frame = frame[n:]
+		time.Sleep(2 * time.Millisecond) // the broker refuses the frame meanwhile
+	}
+	op, p, err := r.read()
+	if err != nil || op != 0x8 || len(p) < 2 || int(p[0])<<8|int(p[1]) != 1009 {
+		t.Fatalf("got opcode %x payload %q err %v, want close 1009", op, p, err)
+	}
 }

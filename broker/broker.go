@@ -41,6 +41,7 @@ type Broker struct {
 	closed   atomic.Bool           // set under mu, read without it
 	connWG   sync.WaitGroup        // read loops of live connections
 	bgWG     sync.WaitGroup        // the pinger and in-process subscriptions
+	lingerWG sync.WaitGroup        // connections draining their peer before closing (lockedConn.Close)
 	done     chan struct{}         // closed when Shutdown starts
 	finished chan struct{}         // closed when Shutdown has finished
 }
@@ -469,6 +470,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	go func() {
 		b.connWG.Wait()
 		b.bgWG.Wait()
+		b.lingerWG.Wait()
 		close(finished)
 	}()
 	select {

@@ -80,7 +80,8 @@ type ClusterNode interface {
 type clusterNode struct{ b *Broker }
 
 func (n clusterNode) Deliver(m ClusterMessage) {
-	d := &delivery{b: n.b, topic: m.Topic, codec: m.Codec, data: m.Data}
+	d := newDelivery(n.b, m.Topic, m.Codec, m.Data)
+	defer d.release()
 	n.b.routeLocal(context.Background(), d, false, false)
 }
 
@@ -88,9 +89,10 @@ func (n clusterNode) DeliverGroup(filter, name string, m ClusterMessage) {
 	if !protocol.Match(filter, m.Topic) { // the '$' rule, which subjects lack
 		return
 	}
-	d := &delivery{b: n.b, topic: m.Topic, codec: m.Codec, data: m.Data}
+	d := newDelivery(n.b, m.Topic, m.Codec, m.Data)
+	defer d.release()
 	if g := n.b.index.group(filter, name); g != nil {
-		clock, ackClock := n.b.newClocks()
+		clock, ackClock := n.b.newClocks(false)
 		defer clock.stop()
 		defer ackClock.stop()
 		n.b.deliverGroup(context.Background(), g, d, &clock, &ackClock)

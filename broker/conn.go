@@ -56,6 +56,7 @@ const closeGrace = time.Second
 func (c *conn) init(b *Broker, socket *gws.Conn, lc *lockedConn, codec protocol.Codec, remote string) {
 	c.b, c.ws, c.nc, c.codec, c.remote = b, socket, lc, codec, remote
 	lc.timeout = b.opts.WriteTimeout
+	lc.lingers = &b.lingerWG
 	c.q.limit = b.opts.QueueBytes
 	c.q.spell = max(b.opts.DrainTimeout, 0)
 	c.q.writer = c.writeLoop
@@ -378,7 +379,9 @@ func (c *conn) publish(codec protocol.Codec, f *protocol.Frame) *protocol.Error 
 	if protocol.IsSystem(f.Topic) {
 		return protocol.Errorf(protocol.CodeForbidden, "pub: topic %q: topics starting with '$' are reserved for the broker", f.Topic)
 	}
-	return c.b.route(context.Background(), &delivery{b: c.b, topic: f.Topic, codec: codec, data: f.Data}, f.Retain, f.HasID)
+	d := newDelivery(c.b, f.Topic, codec, f.Data)
+	defer d.release()
+	return c.b.route(context.Background(), d, f.Retain, f.HasID)
 }
 
 // lockedConn serializes whole writes to the socket between the writer
@@ -386,10 +389,22 @@ func (c *conn) publish(codec protocol.Codec, f *protocol.Frame) *protocol.Error 
 // its own), and replays bytes that net/http read ahead of the hijack.
 type lockedConn struct {
 	net.Conn
-	wmu     sync.Mutex
-	pre     []byte
-	timeout time.Duration // bound of every write, once upgraded
-	cutAt   atomic.Int64  // unix nanos: no write may last past this (0: none)
+	wmu sync.Mutex
+	pre []byte
+	// ahead is a read-ahead buffer, taken from a pool while the peer sends
+	// more than the caller's buffer holds, so that a busy connection reads
+	// many frames per system call while an idle one holds only its small
+	// bufio buffer. (*ahead)[ar:aw] is unread; aheadFull tells that the
+	// last read filled it, so more is probably waiting. Read goroutine only.
+	ahead     *[]byte
+	ar, aw    int
+	aheadFull bool
+	timeout   time.Duration // bound of every write, once upgraded
+	cutAt     atomic.Int64  // unix nanos: no write may last past this (0: none)
+
+	lingers   *sync.WaitGroup // the broker's, once upgraded: Close may linger
+	closeSent atomic.Bool     // gws wrote a close frame (it closes on a read error)
+	lingering atomic.Bool
 }
 
 // deadlineLocked sets the write deadline of the next write; wmu is held.
@@ -413,16 +428,70 @@ func (l *lockedConn) cutAfter(d time.Duration) {
 	}
 }
 
+// readAheadSize is the size of the read-ahead buffers.
+const readAheadSize = 32 << 10
+
+var aheadPool = sync.Pool{New: func() any { b := make([]byte, readAheadSize); return &b }}
+
 func (l *lockedConn) Read(p []byte) (int, error) {
-	if len(l.pre) > 0 {
-		n := copy(p, l.pre)
-		l.pre = l.pre[n:]
-		return n, nil
+	if len(l.pre) > 0 || l.ahead != nil {
+		if n, err, ok := l.readBuffered(p); ok {
+			return n, err
+		}
 	}
-	return l.Conn.Read(p)
+	// the idle wait happens here, in a small frame: an idle connection's
+	// read goroutine keeps a small stack
+	n, err := l.Conn.Read(p)
+	if n == len(p) && len(p) < readAheadSize && err == nil {
+		l.startAhead()
+	}
+	return n, err
+}
+
+// readBuffered serves p from the bytes read with the upgrade request or
+// from the read-ahead buffer, reading ahead again if the last read filled
+// it. ok is false when nothing is buffered and the peer had sent no more:
+// the caller then waits for it, without holding the read-ahead buffer.
+func (l *lockedConn) readBuffered(p []byte) (n int, err error, ok bool) {
+	if len(l.pre) > 0 {
+		n = copy(p, l.pre)
+		l.pre = l.pre[n:]
+		return n, nil, true
+	}
+	if l.ar == l.aw && l.aheadFull {
+		n, err = l.Conn.Read(*l.ahead)
+		l.ar, l.aw, l.aheadFull = 0, n, n == len(*l.ahead)
+		if n == 0 {
+			l.releaseAhead()
+			return 0, err, true
+		}
+	}
+	if l.ar < l.aw {
+		n = copy(p, (*l.ahead)[l.ar:l.aw])
+		l.ar += n
+		return n, nil, true
+	}
+	l.releaseAhead()
+	return 0, nil, false
+}
+
+//go:noinline
+func (l *lockedConn) startAhead() {
+	l.ahead = aheadPool.Get().(*[]byte)
+	l.ar, l.aw, l.aheadFull = 0, 0, true
+}
+
+// releaseAhead returns the read-ahead buffer to the pool.
+func (l *lockedConn) releaseAhead() {
+	aheadPool.Put(l.ahead)
+	l.ahead = nil
+	l.ar, l.aw, l.aheadFull = 0, 0, false
 }
 
 func (l *lockedConn) Write(p []byte) (int, error) {
+	if len(p) > 0 && p[0] == 0x88 { // FIN, opcode close: gws ends the connection
+		l.closeSent.Store(true)
+	}
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
 	l.deadlineLocked()
@@ -454,6 +523,41 @@ func (l *lockedConn) writeBuffers(bufs [][]byte) error {
 }
 
 var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+// Close closes the connection. After gws wrote a close frame on its own
+// (it refused a frame: too large, invalid UTF-8, a protocol error), the peer
+// may still be sending the rest of that frame: closing at once would answer
+// it with a reset, and a reset can make the peer's kernel discard the close
+// frame before the peer reads it. So the connection is half-closed, and what
+// the peer still sends is read and dropped for up to closeGrace (1 MiB at
+// most) before it is closed.
+func (l *lockedConn) Close() error {
+	if l.lingering.Load() {
+		return nil // closes by itself within closeGrace
+	}
+	cw, ok := l.Conn.(interface{ CloseWrite() error })
+	if !ok || l.lingers == nil || !l.closeSent.Load() || !l.lingering.CompareAndSwap(false, true) {
+		return l.Conn.Close()
+	}
+	if cw.CloseWrite() != nil {
+		return l.Conn.Close()
+	}
+	l.lingers.Add(1)
+	go func() {
+		defer l.lingers.Done()
+		_ = l.Conn.SetReadDeadline(time.Now().Add(closeGrace))
+		buf := make([]byte, 4096)
+		for total := 0; total < 1<<20; {
+			n, err := l.Conn.Read(buf)
+			if err != nil {
+				break
+			}
+			total += n
+		}
+		_ = l.Conn.Close()
+	}()
+	return nil
+}
 
 func (l *lockedConn) closeWrite() {
 	if cw, ok := l.Conn.(interface{ CloseWrite() error }); ok {

@@ -77,9 +77,14 @@ func (b *Broker) deliverGroup(ctx context.Context, g *group, d *delivery, clock,
 			c = ackClock
 		}
 		if wait == nil || !c.wait(ctx, wait, full) {
-			if !c.down {
-				full.overflow()
+			if c.down {
+				return false
 			}
+			// a member may have made room meanwhile
+			if ok, _, _ := g.pick(push); ok {
+				return true
+			}
+			full.overflow()
 			return false
 		}
 	}

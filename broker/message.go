@@ -3,6 +3,7 @@ package broker
 import (
 	"encoding/json"
 	"fmt"
+	"sync"
 
 	"github.com/ferry-io/ferry/protocol"
 	"github.com/vmihailenco/msgpack/v5"
@@ -66,6 +67,22 @@ type delivery struct {
 	data   []byte // borrowed for the duration of the publish
 	frames [protocol.NumCodecs][]byte
 	st     *stored // an owned copy, made on first use
+}
+
+var deliveryPool = sync.Pool{New: func() any { return new(delivery) }}
+
+// newDelivery returns a delivery from a pool; release gives it back once
+// routing is over (nothing keeps a delivery beyond its publish: what is
+// kept is its stored copy and its frames).
+func newDelivery(b *Broker, topic string, codec protocol.Codec, data []byte) *delivery {
+	d := deliveryPool.Get().(*delivery)
+	*d = delivery{b: b, topic: topic, codec: codec, data: data}
+	return d
+}
+
+func (d *delivery) release() {
+	*d = delivery{}
+	deliveryPool.Put(d)
 }
 
 // stored returns the message as an owned copy the broker can keep.

@@ -22,7 +22,7 @@ const (
 	DefaultPingInterval     = 20 * time.Second
 	DefaultIdleTimeout      = 45 * time.Second
 	DefaultWriteTimeout     = 10 * time.Second
-	DefaultReadBufferSize   = 1024
+	DefaultReadBufferSize   = 256
 	DefaultAckWait          = 30 * time.Second
 	DefaultAckStall         = 2 * time.Second
 	DefaultInflight         = 32
@@ -75,10 +75,11 @@ type Options struct {
 	// ms). Meanwhile publishers wait for room in it, beyond MaxStall
 	// (backpressure: a burst from many publishers reaches a subscriber that
 	// keeps reading at its own pace, and the publishers slow down to it).
-	// A queue full for longer (not drained to half meanwhile), or one that
-	// writes nothing for 200 ms, gets the slow-consumer policy. Default
-	// 2 s; negative means a publish waits at most MaxStall in total,
-	// draining or not.
+	// A queue full for longer (publishes keep finding it full; the spell
+	// ends when it drains to half or has room for 200 ms), or one that
+	// writes nothing for 200 ms, gets the slow-consumer policy. Messages
+	// from the cluster get MaxStall only. Default 2 s; negative means a
+	// publish waits at most MaxStall in total, draining or not.
 	DrainTimeout time.Duration
 	// HandshakeTimeout bounds writing the upgrade response. Default 5 s.
 	// (Reading the request is bounded by the http.Server's
@@ -94,8 +95,11 @@ type Options struct {
 	// WriteTimeout bounds one write to a connection's socket; a peer that
 	// stops reading for longer is disconnected. Default 10 s.
 	WriteTimeout time.Duration
-	// ReadBufferSize is the size of each connection's read buffer. Default
-	// 1 KiB.
+	// ReadBufferSize is the size of each connection's own read buffer,
+	// which it keeps while idle. Default 256 bytes (the smallest allowed).
+	// A connection that receives more than that at once reads ahead into
+	// a 32 KiB buffer taken from a pool, and gives it back when the peer
+	// has sent no more.
 	ReadBufferSize int
 	// AckWait is how long an acknowledged subscription's delivery may stay
 	// unacknowledged before it is delivered again. Default 30 s.

@@ -20,6 +20,7 @@ type stallClock struct {
 	drain   time.Duration // Options.DrainTimeout; 0: the budget is a total
 	timer   *time.Timer
 	expired bool
+	timeout bool // expired because the budget ran out (not ctx, not shutdown)
 	down    bool // the broker began shutting down during the stall
 }
 
@@ -31,9 +32,15 @@ type stallClock struct {
 const drainQuiet = 200 * time.Millisecond
 
 // newClocks returns the stall clocks of one publish: for plain
-// subscriptions and for acknowledged ones.
-func (b *Broker) newClocks() (plain, ack stallClock) {
-	plain = stallClock{b: b, budget: b.opts.MaxStall, drain: max(b.opts.DrainTimeout, 0)}
+// subscriptions and for acknowledged ones. With backpressure, a plain
+// subscription's queue that drains holds the publish longer (see
+// drainWatch); without (deliveries from the cluster, whose publishers are
+// elsewhere), MaxStall is the whole stall.
+func (b *Broker) newClocks(backpressure bool) (plain, ack stallClock) {
+	plain = stallClock{b: b, budget: b.opts.MaxStall}
+	if backpressure {
+		plain.drain = max(b.opts.DrainTimeout, 0)
+	}
 	ack = stallClock{b: b, budget: b.opts.AckStall}
 	return plain, ack
 }
@@ -41,10 +48,15 @@ func (b *Broker) newClocks() (plain, ack stallClock) {
 // wait waits for ch, which s's full queue closes when room may have been
 // made, within the budget; false once the budget is spent or ctx ends.
 // When the budget runs out while s's queue is draining (see drainWatch),
-// a new budget begins.
+// a new budget begins, also when it ran out earlier in this publish on
+// another queue.
 func (c *stallClock) wait(ctx context.Context, ch <-chan struct{}, s *subscription) bool {
 	if c.expired {
-		return false
+		if !c.timeout || !c.drainingQueue(s) {
+			return false
+		}
+		c.expired, c.timeout = false, false
+		c.timer.Reset(c.budget)
 	}
 	if c.timer == nil {
 		if c.budget <= 0 {
@@ -59,10 +71,11 @@ func (c *stallClock) wait(ctx context.Context, ch <-chan struct{}, s *subscripti
 		case <-ch:
 			return true
 		case <-c.timer.C:
-			if c.drain > 0 && s.draining(min(drainQuiet, c.drain), c.drain) {
+			if c.drainingQueue(s) {
 				c.timer.Reset(c.budget)
 				continue
 			}
+			c.timeout = true
 		case <-ctx.Done():
 		case <-c.b.done:
 			c.down = true
@@ -72,32 +85,37 @@ func (c *stallClock) wait(ctx context.Context, ch <-chan struct{}, s *subscripti
 	}
 }
 
+// drainingQueue reports whether s's queue is draining, for this clock.
+func (c *stallClock) drainingQueue(s *subscription) bool {
+	return c.drain > 0 && s.draining(min(drainQuiet, c.drain), c.drain)
+}
+
 // drainWatch tells a full queue that drains from one that is stuck. Its
 // owner guards it with its own mutex.
 type drainWatch struct {
-	fullSince int64 // unix ns a push first found the queue full; 0: not full
-	lastDrain int64 // unix ns something was last taken out while full
+	fullSince int64 // unix ns the current full spell began; 0: none
+	lastFull  int64 // unix ns a push last found the queue full
+	lastDrain int64 // unix ns something was last given to the subscriber
 }
 
-// full records that a push found the queue full.
+// full records that a push found the queue full. A spell goes on while
+// pushes keep finding it full; one that finds it full after it had room
+// for drainQuiet begins a new spell.
 func (w *drainWatch) full() {
-	if w.fullSince == 0 {
-		now := time.Now().UnixNano()
-		w.fullSince, w.lastDrain = now, now
+	now := time.Now().UnixNano()
+	if w.fullSince == 0 || now-w.lastFull > int64(drainQuiet) {
+		w.fullSince = now
 	}
+	w.lastFull = now
 }
 
 // drained records that the queue gave something to its subscriber; half
 // tells that it is at most half full now, which ends its full spell.
 func (w *drainWatch) drained(half bool) {
-	if w.fullSince == 0 {
-		return
-	}
+	w.lastDrain = time.Now().UnixNano()
 	if half {
 		w.fullSince = 0
-		return
 	}
-	w.lastDrain = time.Now().UnixNano()
 }
 
 // over reports whether the queue has been full for longer than limit
@@ -160,9 +178,11 @@ func (b *Broker) route(ctx context.Context, d *delivery, retain, confirm bool) *
 	return nil
 }
 
-// routeLocal delivers d to this node's subscriptions (with groups: its
-// queue groups too).
-func (b *Broker) routeLocal(ctx context.Context, d *delivery, retain, groups bool) *protocol.Error {
+// routeLocal delivers d to this node's subscriptions. published tells that
+// d was published on this node (not brought by the cluster): then it also
+// goes to this node's queue groups, and draining queues hold the publisher
+// (backpressure).
+func (b *Broker) routeLocal(ctx context.Context, d *delivery, retain, published bool) *protocol.Error {
 	m := matchPool.Get().(*matches)
 	defer func() { m.reset(); matchPool.Put(m) }()
 	var rerr *protocol.Error
@@ -181,7 +201,7 @@ func (b *Broker) routeLocal(ctx context.Context, d *delivery, retain, groups boo
 	// acknowledged subscriptions get the longer AckStall: a slow but
 	// acknowledging consumer slows its publishers down instead of losing
 	// messages
-	clock, ackClock := b.newClocks()
+	clock, ackClock := b.newClocks(published)
 	defer clock.stop()
 	defer ackClock.stop()
 	var stallBuf [8]stalled
@@ -197,7 +217,7 @@ func (b *Broker) routeLocal(ctx context.Context, d *delivery, retain, groups boo
 			s.overflow()
 		}
 	}
-	if groups {
+	if published {
 		for _, g := range m.groups {
 			if b.deliverGroup(ctx, g, d, &clock, &ackClock) {
 				delivered++
@@ -282,7 +302,9 @@ func (b *Broker) Publish(ctx context.Context, m Message) error {
 	if err := m.validate(); err != nil {
 		return err
 	}
-	if err := b.route(ctx, &delivery{b: b, topic: m.Topic, codec: m.Codec, data: m.Data}, m.Retain, true); err != nil {
+	d := newDelivery(b, m.Topic, m.Codec, m.Data)
+	defer d.release()
+	if err := b.route(ctx, d, m.Retain, true); err != nil {
 		if err.Code == protocol.CodeLimit {
 			return fmt.Errorf("%w: %s", ErrLimit, err.Reason)
 		}

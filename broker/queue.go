@@ -11,8 +11,7 @@ import (
 // the bound covers what the writer holds too.
 type outQueue struct {
 	mu      sync.Mutex
-	frames  [][]byte // frames[head:] are queued
-	head    int
+	frames  frameList
 	bytes   int
 	limit   int
 	spell   time.Duration // Options.DrainTimeout: longest full spell; 0: none
@@ -111,22 +110,9 @@ func (q *outQueue) pushIfRoom(f []byte) {
 }
 
 func (q *outQueue) appendLocked(f []byte) {
-	q.compactLocked()
-	q.frames = append(q.frames, f)
+	q.frames.push(f)
 	q.bytes += len(f)
 	q.startLocked()
-}
-
-// compactLocked moves the queued frames to the front of a full backing
-// array once at least half of it is taken, instead of growing it: amortized
-// O(1) per frame.
-func (q *outQueue) compactLocked() {
-	if len(q.frames) == cap(q.frames) && q.head > 0 && q.head >= len(q.frames)/2 {
-		n := copy(q.frames, q.frames[q.head:])
-		clear(q.frames[n:])
-		q.frames = q.frames[:n]
-		q.head = 0
-	}
 }
 
 func (q *outQueue) startLocked() {
@@ -141,8 +127,7 @@ func (q *outQueue) reportDropsLocked() {
 	if q.dropped > 0 {
 		of := q.overflowFrame(q.dropped)
 		q.dropped = 0
-		q.compactLocked()
-		q.frames = append(q.frames, of)
+		q.frames.push(of)
 		q.bytes += len(of)
 	}
 }
@@ -168,10 +153,10 @@ func (q *outQueue) drop(n uint64) {
 func (q *outQueue) take() (batch [][]byte, n int, closeF []byte, stop bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.head == len(q.frames) && !q.closed && q.closeF == nil {
+	if q.frames.n == 0 && !q.closed && q.closeF == nil {
 		q.reportDropsLocked()
 	}
-	if q.head == len(q.frames) || q.closed {
+	if q.frames.n == 0 || q.closed {
 		closeF, q.closeF = q.closeF, nil
 		if closeF != nil {
 			q.closed = true // the close frame is the last one ever
@@ -180,23 +165,12 @@ func (q *outQueue) take() (batch [][]byte, n int, closeF []byte, stop bool) {
 		q.writers.Done()
 		return nil, 0, closeF, true
 	}
-	pending := q.frames[q.head:]
-	k := 0
-	for k < len(pending) && k < maxBatchFrames && (k == 0 || n+len(pending[k]) <= maxBatchBytes) {
-		n += len(pending[k])
-		k++
-	}
-	batch = append(q.spare[:0], pending[:k]...)
+	batch = q.spare[:0]
 	q.spare = nil
-	clear(pending[:k])
-	q.head += k
-	if q.head == len(q.frames) {
-		q.head = 0
-		if cap(q.frames) > 256 {
-			q.frames = nil
-		} else {
-			q.frames = q.frames[:0]
-		}
+	for q.frames.n > 0 && len(batch) < maxBatchFrames && (len(batch) == 0 || n+len(q.frames.first()) <= maxBatchBytes) {
+		f := q.frames.pop()
+		n += len(f)
+		batch = append(batch, f)
 	}
 	return batch, n, nil, false
 }
@@ -213,7 +187,7 @@ func (q *outQueue) written(batch [][]byte, n int) {
 	if q.overflowing && q.bytes <= q.limit/2 {
 		q.overflowing = false
 	}
-	q.watch.drained(q.bytes <= q.limit/2)
+	q.watch.drained(q.bytes <= q.limit/2) // the bytes were written: the subscriber reads
 	q.wake()
 	q.mu.Unlock()
 }
@@ -250,8 +224,6 @@ func (q *outQueue) shut() {
 	q.mu.Lock()
 	q.closed = true
 	q.discardLocked()
-	q.frames = nil
-	q.head = 0
 	q.closeF = nil
 	q.wake()
 	q.mu.Unlock()
@@ -272,10 +244,65 @@ func (q *outQueue) size() int {
 
 // discardLocked drops the queued frames.
 func (q *outQueue) discardLocked() {
-	for _, f := range q.frames[q.head:] {
-		q.bytes -= len(f)
+	for q.frames.n > 0 {
+		q.bytes -= len(q.frames.pop())
 	}
-	clear(q.frames)
-	q.frames = q.frames[:0]
-	q.head = 0
+}
+
+// chunkFrames is how many frames a chunk of a frameList holds.
+const chunkFrames = 64
+
+type frameChunk struct {
+	f    [chunkFrames][]byte
+	next *frameChunk
+}
+
+// chunkPool holds empty chunks: a queue holds chunks only while it holds
+// frames, so an idle connection holds none.
+var chunkPool = sync.Pool{New: func() any { return new(frameChunk) }}
+
+// frameList is a FIFO of frames kept in chunks: pushing never copies what
+// is queued, however long the queue.
+type frameList struct {
+	head, tail *frameChunk
+	hi, ti     int // next frame to pop in head; next free slot in tail
+	n          int // frames held
+}
+
+func (l *frameList) push(f []byte) {
+	switch {
+	case l.tail == nil:
+		l.tail = chunkPool.Get().(*frameChunk)
+		l.head, l.hi, l.ti = l.tail, 0, 0
+	case l.ti == chunkFrames:
+		c := chunkPool.Get().(*frameChunk)
+		l.tail.next, l.tail, l.ti = c, c, 0
+	}
+	l.tail.f[l.ti] = f
+	l.ti++
+	l.n++
+}
+
+// first returns the frame pop would return; l must not be empty.
+func (l *frameList) first() []byte { return l.head.f[l.hi] }
+
+// pop removes and returns the first frame; l must not be empty.
+func (l *frameList) pop() []byte {
+	c := l.head
+	f := c.f[l.hi]
+	c.f[l.hi] = nil
+	l.hi++
+	l.n--
+	switch {
+	case l.n == 0:
+		*l = frameList{}
+	case l.hi == chunkFrames:
+		l.head, l.hi = c.next, 0
+	default:
+		return f
+	}
+	// c is empty (its slots were cleared as they were popped)
+	c.next = nil
+	chunkPool.Put(c)
+	return f
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"math/rand/v2"
 	"testing"
+	"time"
 )
 
 // The writer takes a long queue in batches of at most maxBatchFrames frames
@@ -14,7 +15,6 @@ func TestOutQueueBatches(t *testing.T) {
 	q := outQueue{limit: 1 << 30, writer: func() {}, overflowFrame: func(uint64) []byte { return nil }}
 	var want [][]byte // what was pushed and not yet taken, in order
 	queued := 0       // their bytes
-	most := 0         // the most frames queued at once
 	seq := 0
 	push := func(n int) {
 		for range n {
@@ -37,7 +37,6 @@ func TestOutQueueBatches(t *testing.T) {
 	// without the queue ever draining
 	for round := 0; round < 500; round++ {
 		push(rng.IntN(2000))
-		most = max(most, len(want))
 		floor := 1500 + rng.IntN(1000)
 		for len(want) > floor {
 			batch, n, closeF, stop := q.take()
@@ -68,16 +67,16 @@ func TestOutQueueBatches(t *testing.T) {
 				t.Fatalf("round %d: queue counts %d bytes, %d are queued", round, got, queued)
 			}
 		}
-		if q.head > len(q.frames) || len(q.frames)-q.head != len(want) {
-			t.Fatalf("round %d: head %d, %d frames, want %d queued", round, q.head, len(q.frames), len(want))
+		if q.frames.n != len(want) {
+			t.Fatalf("round %d: %d frames held, want %d queued", round, q.frames.n, len(want))
 		}
-		// taken frames are reclaimed: the backing array follows what is
-		// queued, not everything pushed since the queue was last empty
-		if cap(q.frames) > 4*most+256 {
-			t.Fatalf("round %d: backing array of %d for at most %d queued frames", round, cap(q.frames), most)
+		// taken frames are reclaimed: the chunks follow what is queued,
+		// not everything pushed since the queue was last empty
+		if c := chunks(&q.frames); c > len(want)/chunkFrames+2 {
+			t.Fatalf("round %d: %d chunks hold %d frames", round, c, len(want))
 		}
 	}
-	// drain: then the writer stops, and the backing array is released or reset
+	// drain: then the writer stops, and the queue holds no chunk
 	for len(want) > 0 {
 		batch, n, _, _ := q.take()
 		want = want[len(batch):]
@@ -86,11 +85,45 @@ func TestOutQueueBatches(t *testing.T) {
 	if _, _, _, stop := q.take(); !stop {
 		t.Fatal("take on an empty queue did not stop the writer")
 	}
-	if q.size() != 0 || q.head != 0 || len(q.frames) != 0 {
-		t.Fatalf("drained queue: %d bytes, head %d, %d frames", q.size(), q.head, len(q.frames))
+	if q.size() != 0 || q.frames != (frameList{}) {
+		t.Fatalf("drained queue: %d bytes, list %+v", q.size(), q.frames)
 	}
-	// compaction keeps the backing array bounded by what is queued
-	if cap(q.frames) > 256 {
-		t.Fatalf("drained queue keeps a backing array of %d", cap(q.frames))
+}
+
+// chunks counts the chunks of l.
+func chunks(l *frameList) int {
+	n := 0
+	for c := l.head; c != nil; c = c.next {
+		n++
+	}
+	return n
+}
+
+// A full spell ends once the queue has had room for a while: a queue that
+// filled once, then ran one-in/one-out below its bound for longer than the
+// drain timeout, gets the ordinary stall when it fills again, not the
+// slow-consumer policy at once.
+func TestRegressionStaleFullSpell(t *testing.T) {
+	q := outQueue{limit: 400 << 10, spell: 50 * time.Millisecond, writer: func() {}, overflowFrame: func(uint64) []byte { return nil }}
+	f := make([]byte, 40<<10) // one frame per batch
+	for range 10 {
+		q.push(f)
+	}
+	if r, _ := q.push(f); r != pushFull {
+		t.Fatalf("push into a full queue: %v", r)
+	}
+	b, n, _, _ := q.take()
+	q.written(b, n) // 90%: room
+	for range 2 {
+		time.Sleep(drainQuiet) // steady one in, one out, never full
+		if r, _ := q.push(f); r != pushed {
+			t.Fatalf("push with room: %v", r)
+		}
+		b, n, _, _ := q.take()
+		q.written(b, n)
+	}
+	q.push(f)
+	if r, _ := q.push(f); r != pushFull {
+		t.Fatalf("full again after %v with room: %v, want pushFull (watch %+v)", 2*drainQuiet, r, q.watch)
 	}
 }
