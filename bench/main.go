@@ -45,6 +45,7 @@ func main() {
 	ferryBin := flag.String("ferry-bin", "", "ferry binary to use (default: go build ./cmd/ferry)")
 	natsdBin := flag.String("natsd-bin", "", "natsd binary to use (default: go build ./bench/natsd)")
 	from := flag.String("from", "", "run nothing: print the table and draw the chart from JSON lines saved with -json")
+	runs := flag.Int("runs", 1, "run each case this many times (targets taking turns) and report the median run")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the load generator (not the broker) to this file")
 	brokerProfiles := flag.String("broker-cpuprofile", "", "directory: every ferry process writes a CPU profile of its run there")
 	flag.Parse()
@@ -64,6 +65,7 @@ func main() {
 		plan = load.QuickPlan()
 	}
 	plan.Scenarios = strings.Split(*scen, ",")
+	plan.Runs = *runs
 	if *dur > 0 {
 		plan.Duration = *dur
 	}

@@ -119,6 +119,7 @@ func dialFerry(url string, codec protocol.Codec, payload int) (*ferryConn, error
 		Addr:             url,
 		RequestHeader:    http.Header{"Sec-WebSocket-Protocol": {sp}},
 		HandshakeTimeout: 10 * time.Second,
+		ReadBufferSize:   32 << 10, // as nats.go reads (its defaultBufSize)
 	})
 	if err != nil {
 		return nil, err

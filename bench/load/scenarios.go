@@ -87,8 +87,12 @@ type Result struct {
 	Nodes    int     `json:"nodes,omitempty"`
 	NATSCPUs float64 `json:"nats_cpu_s,omitempty"`
 	NATSRSS  int64   `json:"nats_rss_bytes,omitempty"`
-	Err      string  `json:"error,omitempty"`
-	Note     string  `json:"note,omitempty"`
+	// Runs and RunValues are set when a case ran several times: this is
+	// the median run, RunValues the headline value of every run.
+	Runs      int       `json:"runs,omitempty"`
+	RunValues []float64 `json:"run_values,omitempty"`
+	Err       string    `json:"error,omitempty"`
+	Note      string    `json:"note,omitempty"`
 }
 
 func (r *Result) pct() {

@@ -1,9 +1,11 @@
 package load
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -24,6 +26,10 @@ type Plan struct {
 	IdleN     int
 	Cluster   [2]int // {N, M} of the cluster scenario (P is FanoutP)
 	Targets   []Target
+	// Runs is how many times each case runs against every target (the
+	// targets take turns); each row is the run with the median headline
+	// value. Default 1.
+	Runs int
 }
 
 // DefaultPlan is the suite of issue 6.
@@ -57,11 +63,17 @@ func QuickPlan() Plan {
 func Run(ctx context.Context, cfg Config, plan Plan, emit func(Result)) []Result {
 	var out []Result
 	do := func(f func(t Target) Result) {
-		for _, t := range plan.Targets {
-			if ctx.Err() != nil {
-				return
+		runs := make([][]Result, len(plan.Targets))
+		for range max(plan.Runs, 1) {
+			for i, t := range plan.Targets {
+				if ctx.Err() != nil {
+					return
+				}
+				runs[i] = append(runs[i], f(t))
 			}
-			r := f(t)
+		}
+		for _, rs := range runs {
+			r := median(rs)
 			out = append(out, r)
 			if emit != nil {
 				emit(r)
@@ -108,6 +120,34 @@ func Run(ctx context.Context, cfg Config, plan Plan, emit func(Result)) []Result
 		}
 	}
 	return out
+}
+
+// median returns the run of rs with the median headline value (the lower
+// middle one for an even count; runs that failed count as worst), with
+// every run's headline value in RunValues.
+func median(rs []Result) Result {
+	if len(rs) == 1 {
+		return rs[0]
+	}
+	sorted := slices.Clone(rs)
+	slices.SortStableFunc(sorted, func(a, b Result) int {
+		va, higher := headline(a)
+		vb, _ := headline(b)
+		if a.Err != "" || b.Err != "" {
+			return cmp.Compare(b.Err, a.Err) // failed runs first: worst
+		}
+		if higher {
+			return cmp.Compare(va, vb)
+		}
+		return cmp.Compare(vb, va)
+	})
+	m := sorted[(len(sorted)-1)/2]
+	m.Runs = len(rs)
+	for _, r := range rs {
+		v, _ := headline(r)
+		m.RunValues = append(m.RunValues, v)
+	}
+	return m
 }
 
 // ratio returns ferry/NATS for the headline metric of r's table, and
@@ -217,6 +257,13 @@ func Table(w io.Writer, results []Result) {
 			}
 			if n := strings.TrimSpace(r.Note); n != "" {
 				notes = append(notes, n)
+			}
+			if r.Runs > 1 {
+				vs := make([]string, len(r.RunValues))
+				for i, v := range r.RunValues {
+					vs[i] = fmt.Sprintf("%.4g", v)
+				}
+				notes = append(notes, fmt.Sprintf("median of %d runs (%s)", r.Runs, strings.Join(vs, ", ")))
 			}
 			if len(notes) > 0 {
 				fmt.Fprintf(w, "  %s: %s\n", r.Target, strings.Join(notes, "; "))
