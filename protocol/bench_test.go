@@ -58,6 +58,36 @@ func BenchmarkDecodeMsgpackPub(b *testing.B) {
 	}
 }
 
+// BenchmarkDecodeJSONMsg decodes a msg frame as a subscriber receives it
+// (what the broker encodes: a 128-character JSON string as data).
+func BenchmarkDecodeJSONMsg(b *testing.B) {
+	data := []byte(`"` + strings.Repeat("7", 19) + strings.Repeat("x", 109) + `"`)
+	frame := protocol.AppendJSON(nil, &protocol.Frame{Op: "msg", Topic: "bench/fanout", Data: data})
+	var f protocol.Frame
+	b.ReportAllocs()
+	b.SetBytes(int64(len(frame)))
+	for b.Loop() {
+		if err := protocol.DecodeAny(protocol.JSON, frame, &f); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDecodeMsgpackMsg is BenchmarkDecodeJSONMsg in msgpack (128-byte
+// bin data).
+func BenchmarkDecodeMsgpackMsg(b *testing.B) {
+	data := append([]byte{0xc4, 128}, make([]byte, 128)...)
+	frame := protocol.AppendMsgpack(nil, &protocol.Frame{Op: "msg", Topic: "bench/fanout", Data: data})
+	var f protocol.Frame
+	b.ReportAllocs()
+	b.SetBytes(int64(len(frame)))
+	for b.Loop() {
+		if err := protocol.DecodeAny(protocol.Msgpack, frame, &f); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func BenchmarkAppendJSONMsg(b *testing.B) {
 	f := protocol.Frame{Op: "msg", Topic: benchTopic, Data: benchJSONData, Mid: 123456, HasMid: true, Redelivered: true}
 	buf := protocol.AppendJSON(nil, &f)
