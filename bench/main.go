@@ -107,6 +107,11 @@ func main() {
 			bins.NATSD = built.NATSD
 		}
 	}
+	if *brokerProfiles != "" {
+		if err := os.MkdirAll(*brokerProfiles, 0o755); err != nil {
+			fatal(err)
+		}
+	}
 	cfg := load.Config{Bins: bins, QueueBytes: *queue, Window: *window, Stall: *stall, ProfileDir: *brokerProfiles}
 
 	if *cpuprofile != "" {

@@ -5,9 +5,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -99,6 +101,16 @@ type ferryConn struct {
 	tsOff   int
 	tmplFor string
 	digits  [24]byte
+
+	// Frames are written as nats.go writes: appended to a buffer that a
+	// flusher goroutine writes out, so that frames sent back to back
+	// share a write.
+	wmu      sync.Mutex
+	wbuf     []byte
+	werr     error
+	kick     chan struct{}
+	stopped  chan struct{}
+	stopOnce sync.Once
 }
 
 func dialFerry(url string, codec protocol.Codec, payload int) (*ferryConn, error) {
@@ -125,8 +137,79 @@ func dialFerry(url string, codec protocol.Codec, payload int) (*ferryConn, error
 		return nil, err
 	}
 	c.conn = conn
+	c.kick, c.stopped = make(chan struct{}, 1), make(chan struct{})
 	go conn.ReadLoop()
+	go c.flusher()
 	return c, nil
+}
+
+// send queues one frame (masked, as a client's must be) for the flusher.
+func (c *ferryConn) send(payload []byte) error {
+	c.wmu.Lock()
+	if c.werr != nil {
+		c.wmu.Unlock()
+		return c.werr
+	}
+	c.wbuf = appendClientFrame(c.wbuf, byte(c.opcode), payload)
+	c.wmu.Unlock()
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// flusher writes out what send queued, one write for all of it.
+func (c *ferryConn) flusher() {
+	var out []byte
+	for {
+		select {
+		case <-c.kick:
+		case <-c.stopped:
+			return
+		}
+		c.wmu.Lock()
+		out, c.wbuf = c.wbuf, out[:0]
+		c.wmu.Unlock()
+		if len(out) == 0 {
+			continue
+		}
+		if _, err := c.conn.NetConn().Write(out); err != nil {
+			c.wmu.Lock()
+			c.werr = err
+			c.wmu.Unlock()
+			return
+		}
+	}
+}
+
+// appendClientFrame appends one final, masked WebSocket frame.
+func appendClientFrame(dst []byte, opcode byte, payload []byte) []byte {
+	n := len(payload)
+	dst = append(dst, 0x80|opcode)
+	switch {
+	case n < 126:
+		dst = append(dst, 0x80|byte(n))
+	case n <= 0xffff:
+		dst = append(dst, 0x80|126, byte(n>>8), byte(n))
+	default:
+		dst = append(dst, 0x80|127)
+		dst = binary.BigEndian.AppendUint64(dst, uint64(n))
+	}
+	key := rand.Uint32()
+	dst = binary.LittleEndian.AppendUint32(dst, key)
+	start := len(dst)
+	dst = append(dst, payload...)
+	p := dst[start:]
+	k8 := uint64(key) | uint64(key)<<32
+	i := 0
+	for ; i+8 <= len(p); i += 8 {
+		binary.LittleEndian.PutUint64(p[i:], binary.LittleEndian.Uint64(p[i:])^k8)
+	}
+	for ; i < len(p); i++ {
+		p[i] ^= byte(key >> (8 * (i % 4)))
+	}
+	return dst
 }
 
 func (c *ferryConn) OnClose(*gws.Conn, error) {
@@ -194,7 +277,7 @@ func (c *ferryConn) sentNs(d []byte) int64 {
 func (c *ferryConn) request(f *protocol.Frame, timeout time.Duration) (reply, error) {
 	f.ID = c.nextID.Add(1)
 	f.HasID = true
-	if err := c.conn.WriteMessage(c.opcode, protocol.Append(c.codec, nil, f)); err != nil {
+	if err := c.send(protocol.Append(c.codec, nil, f)); err != nil {
 		return reply{}, err
 	}
 	t := time.NewTimer(timeout)
@@ -256,7 +339,7 @@ func (c *ferryConn) Publish(topic string, sentNs int64) error {
 	} else {
 		binary.BigEndian.PutUint64(c.tmpl[c.tsOff:], uint64(sentNs))
 	}
-	return c.conn.WriteMessage(c.opcode, c.tmpl)
+	return c.send(c.tmpl)
 }
 
 func (c *ferryConn) Flush(timeout time.Duration) error {
@@ -270,6 +353,7 @@ func (c *ferryConn) Dropped() int64      { return c.dropped.Load() }
 
 func (c *ferryConn) Close() {
 	c.closing.Store(true)
+	c.stopOnce.Do(func() { close(c.stopped) })
 	_ = c.conn.WriteClose(1000, nil)
 	_ = c.conn.NetConn().Close()
 }

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -23,7 +24,14 @@ func main() {
 	host := flag.String("host", "127.0.0.1", "address of both listeners")
 	wsPort := flag.Int("ws-port", 8222, "WebSocket port (0: no WebSocket listener)")
 	port := flag.Int("port", -1, "plain NATS client port (-1: a random one)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err == nil && pprof.StartCPUProfile(f) == nil {
+			defer pprof.StopCPUProfile()
+		}
+	}
 	s, err := server.NewServer(&server.Options{
 		Host:      *host,
 		Port:      *port,
