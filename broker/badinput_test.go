@@ -1,6 +1,7 @@
 package broker_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -203,5 +204,22 @@ func TestOversizeFrameCloseReachesWriter(t *testing.T) {
 	op, p, err := r.read()
 	if err != nil || op != 0x8 || len(p) < 2 || int(p[0])<<8|int(p[1]) != 1009 {
 		t.Fatalf("got opcode %x payload %q err %v, want close 1009", op, p, err)
+	}
+}
+
+// Shutdown with a client that never answers the close frame takes the
+// close grace once (not twice: no lingering after a plain close), and
+// leaves no goroutine behind.
+func TestRegressionShutdownSilentClient(t *testing.T) {
+	b, url := startBroker(t, broker.Options{})
+	r := dialRaw(t, url, "")
+	r.send(0x1, []byte(`{"op":"ping","id":1}`))
+	if _, p, err := r.read(); err != nil || !strings.Contains(string(p), "pong") {
+		t.Fatalf("ping: %s %v", p, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 1800*time.Millisecond)
+	defer cancel()
+	if err := b.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown with a silent client: %v", err)
 	}
 }

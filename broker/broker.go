@@ -41,7 +41,7 @@ type Broker struct {
 	closed   atomic.Bool           // set under mu, read without it
 	connWG   sync.WaitGroup        // read loops of live connections
 	bgWG     sync.WaitGroup        // the pinger and in-process subscriptions
-	lingerWG sync.WaitGroup        // connections draining their peer before closing (lockedConn.Close)
+	lingers  lingerSet             // connections draining their peer before closing (lockedConn.Close)
 	done     chan struct{}         // closed when Shutdown starts
 	finished chan struct{}         // closed when Shutdown has finished
 }
@@ -470,7 +470,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	go func() {
 		b.connWG.Wait()
 		b.bgWG.Wait()
-		b.lingerWG.Wait()
+		b.lingers.wg.Wait()
 		close(finished)
 	}()
 	select {
@@ -478,11 +478,13 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		for _, c := range b.snapshotConns() {
-			_ = c.nc.Close()
+			c.nc.forceClose()
 		}
+		b.lingers.closeAll()
 		// connections end at once now; in-process handlers that are still
 		// running are left to finish on their own
 		b.connWG.Wait()
+		b.lingers.wg.Wait()
 		return ctx.Err()
 	}
 }

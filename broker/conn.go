@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -56,7 +57,10 @@ const closeGrace = time.Second
 func (c *conn) init(b *Broker, socket *gws.Conn, lc *lockedConn, codec protocol.Codec, remote string) {
 	c.b, c.ws, c.nc, c.codec, c.remote = b, socket, lc, codec, remote
 	lc.timeout = b.opts.WriteTimeout
-	lc.lingers = &b.lingerWG
+	lc.lingers = &b.lingers
+	if tcp, ok := lc.Conn.(*net.TCPConn); ok && canReadNow {
+		lc.raw, _ = tcp.SyscallConn()
+	}
 	c.q.limit = b.opts.QueueBytes
 	c.q.spell = max(b.opts.DrainTimeout, 0)
 	c.q.writer = c.writeLoop
@@ -402,8 +406,9 @@ type lockedConn struct {
 	timeout   time.Duration // bound of every write, once upgraded
 	cutAt     atomic.Int64  // unix nanos: no write may last past this (0: none)
 
-	lingers   *sync.WaitGroup // the broker's, once upgraded: Close may linger
-	closeSent atomic.Bool     // gws wrote a close frame (it closes on a read error)
+	raw       syscall.RawConn // a TCP connection's socket, for reads ahead that do not wait; nil: none
+	lingers   *lingerSet      // the broker's, once upgraded: Close may linger
+	closeSent atomic.Bool     // gws refused a frame and wrote its close frame
 	lingering atomic.Bool
 }
 
@@ -439,19 +444,19 @@ func (l *lockedConn) Read(p []byte) (int, error) {
 			return n, err
 		}
 	}
-	// the idle wait happens here, in a small frame: an idle connection's
-	// read goroutine keeps a small stack
+	// the idle wait happens here, in a small frame and into the caller's
+	// small buffer: an idle connection holds no read-ahead buffer
 	n, err := l.Conn.Read(p)
-	if n == len(p) && len(p) < readAheadSize && err == nil {
+	if n == len(p) && len(p) < readAheadSize && err == nil && l.raw != nil {
 		l.startAhead()
 	}
 	return n, err
 }
 
 // readBuffered serves p from the bytes read with the upgrade request or
-// from the read-ahead buffer, reading ahead again if the last read filled
-// it. ok is false when nothing is buffered and the peer had sent no more:
-// the caller then waits for it, without holding the read-ahead buffer.
+// from the read-ahead buffer, reading ahead again, without waiting, if the
+// last read filled it. ok is false when nothing is buffered and nothing has
+// arrived: the caller then waits for it, without the read-ahead buffer.
 func (l *lockedConn) readBuffered(p []byte) (n int, err error, ok bool) {
 	if len(l.pre) > 0 {
 		n = copy(p, l.pre)
@@ -459,9 +464,9 @@ func (l *lockedConn) readBuffered(p []byte) (n int, err error, ok bool) {
 		return n, nil, true
 	}
 	if l.ar == l.aw && l.aheadFull {
-		n, err = l.Conn.Read(*l.ahead)
+		n, err = readNow(l.raw, *l.ahead)
 		l.ar, l.aw, l.aheadFull = 0, n, n == len(*l.ahead)
-		if n == 0 {
+		if err != nil {
 			l.releaseAhead()
 			return 0, err, true
 		}
@@ -489,8 +494,11 @@ func (l *lockedConn) releaseAhead() {
 }
 
 func (l *lockedConn) Write(p []byte) (int, error) {
-	if len(p) > 0 && p[0] == 0x88 { // FIN, opcode close: gws ends the connection
-		l.closeSent.Store(true)
+	if len(p) >= 4 && p[0] == 0x88 { // FIN, opcode close: gws ends the connection
+		switch int(p[2])<<8 | int(p[3]) {
+		case 1002, 1003, 1007, 1009: // it refused a frame: the peer may be sending the rest
+			l.closeSent.Store(true)
+		}
 	}
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
@@ -535,16 +543,16 @@ func (l *lockedConn) Close() error {
 	if l.lingering.Load() {
 		return nil // closes by itself within closeGrace
 	}
-	cw, ok := l.Conn.(interface{ CloseWrite() error })
+	tcp, ok := l.Conn.(*net.TCPConn) // (not TLS: its close_notify may wait behind a write)
 	if !ok || l.lingers == nil || !l.closeSent.Load() || !l.lingering.CompareAndSwap(false, true) {
 		return l.Conn.Close()
 	}
-	if cw.CloseWrite() != nil {
+	if tcp.CloseWrite() != nil {
 		return l.Conn.Close()
 	}
-	l.lingers.Add(1)
+	l.lingers.add(l)
 	go func() {
-		defer l.lingers.Done()
+		defer l.lingers.done(l)
 		_ = l.Conn.SetReadDeadline(time.Now().Add(closeGrace))
 		buf := make([]byte, 4096)
 		for total := 0; total < 1<<20; {
@@ -558,6 +566,42 @@ func (l *lockedConn) Close() error {
 	}()
 	return nil
 }
+
+// lingerSet tracks the connections that linger, so that Shutdown can wait
+// for them or, once its time is up, close them at once.
+type lingerSet struct {
+	wg sync.WaitGroup
+	mu sync.Mutex
+	m  map[*lockedConn]struct{}
+}
+
+func (s *lingerSet) add(l *lockedConn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = make(map[*lockedConn]struct{})
+	}
+	s.m[l] = struct{}{}
+	s.wg.Add(1)
+}
+
+func (s *lingerSet) done(l *lockedConn) {
+	s.mu.Lock()
+	delete(s.m, l)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+func (s *lingerSet) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for l := range s.m {
+		l.forceClose()
+	}
+}
+
+// forceClose closes the connection now, lingering or not.
+func (l *lockedConn) forceClose() { _ = l.Conn.Close() }
 
 func (l *lockedConn) closeWrite() {
 	if cw, ok := l.Conn.(interface{ CloseWrite() error }); ok {

@@ -1,8 +1,12 @@
 package broker
 
 import (
+	"bufio"
 	"bytes"
+	"io"
 	"math/rand/v2"
+	"net"
+	"sync"
 	"testing"
 	"time"
 )
@@ -125,5 +129,77 @@ func TestRegressionStaleFullSpell(t *testing.T) {
 	q.push(f)
 	if r, _ := q.push(f); r != pushFull {
 		t.Fatalf("full again after %v with room: %v, want pushFull (watch %+v)", 2*drainQuiet, r, q.watch)
+	}
+}
+
+// recConn records the size of every read.
+type recConn struct {
+	net.Conn
+	mu   sync.Mutex
+	lens []int
+}
+
+func (r *recConn) Read(p []byte) (int, error) {
+	r.mu.Lock()
+	r.lens = append(r.lens, len(p))
+	r.mu.Unlock()
+	return r.Conn.Read(p)
+}
+
+// A read that exactly fills the small buffer starts reading ahead; when the
+// peer then goes quiet, the wait happens in the small buffer, not in the
+// 32 KiB read-ahead one.
+func TestRegressionIdleWaitHoldsNoReadAhead(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cli, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	srv, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	raw, err := srv.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := &recConn{Conn: srv}
+	lc := &lockedConn{Conn: rc, raw: raw}
+	br := bufio.NewReaderSize(lc, DefaultReadBufferSize)
+	if _, err := cli.Write(make([]byte, DefaultReadBufferSize)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(br, make([]byte, DefaultReadBufferSize)); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := io.ReadFull(br, make([]byte, 2)); done <- err }()
+	// wait until the reader is blocked in a read of the connection
+	for {
+		rc.mu.Lock()
+		n := len(rc.lens)
+		rc.mu.Unlock()
+		if n >= 2 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	rc.mu.Lock()
+	waiting := rc.lens[len(rc.lens)-1]
+	rc.mu.Unlock()
+	if _, err := cli.Write([]byte{1, 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if waiting >= readAheadSize || lc.ahead != nil {
+		t.Fatalf("the idle wait reads into %d bytes (read-ahead held: %v)", waiting, lc.ahead != nil)
 	}
 }

@@ -107,6 +107,25 @@ func (o *outbox) nextUnsent(connClosed <-chan struct{}) *record {
 	}
 }
 
+// moreUnsent appends to batch the records that are ready now, without
+// waiting, until batch holds maxN records or the next would take its frames
+// past maxBytes.
+func (o *outbox) moreUnsent(batch []*record, maxN, maxBytes int) []*record {
+	n := 0
+	for _, r := range batch {
+		n += len(r.frame)
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for o.next < len(o.recs) && len(batch) < maxN && n+len(o.recs[o.next].frame) <= maxBytes {
+		r := o.recs[o.next]
+		o.next++
+		batch = append(batch, r)
+		n += len(r.frame)
+	}
+	return batch
+}
+
 // rewind marks everything unsent, for a new connection.
 func (o *outbox) rewind() {
 	o.mu.Lock()

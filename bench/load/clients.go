@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ferry-io/ferry/internal/wsframe"
 	"github.com/ferry-io/ferry/protocol"
 	"github.com/lxzan/gws"
 	"github.com/nats-io/nats.go"
@@ -108,6 +110,8 @@ type ferryConn struct {
 	wmu      sync.Mutex
 	wbuf     []byte
 	werr     error
+	wcond    *sync.Cond // on wmu: the buffer was taken, or writing failed
+	flushed  chan struct{}
 	kick     chan struct{}
 	stopped  chan struct{}
 	stopOnce sync.Once
@@ -137,20 +141,29 @@ func dialFerry(url string, codec protocol.Codec, payload int) (*ferryConn, error
 		return nil, err
 	}
 	c.conn = conn
-	c.kick, c.stopped = make(chan struct{}, 1), make(chan struct{})
+	c.kick, c.stopped, c.flushed = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
+	c.wcond = sync.NewCond(&c.wmu)
 	go conn.ReadLoop()
 	go c.flusher()
 	return c, nil
 }
 
 // send queues one frame (masked, as a client's must be) for the flusher.
+// sendBufferBytes bounds what send may queue: beyond it, send waits for the
+// flusher, as nats.go's Publish writes out its 32 KiB buffer when it is
+// full, so that a publisher feels the broker's backpressure.
+const sendBufferBytes = 32 << 10
+
 func (c *ferryConn) send(payload []byte) error {
 	c.wmu.Lock()
+	for len(c.wbuf) >= sendBufferBytes && c.werr == nil {
+		c.wcond.Wait()
+	}
 	if c.werr != nil {
 		c.wmu.Unlock()
 		return c.werr
 	}
-	c.wbuf = appendClientFrame(c.wbuf, byte(c.opcode), payload)
+	c.wbuf = wsframe.AppendMasked(c.wbuf, byte(c.opcode), rand.Uint32(), payload)
 	c.wmu.Unlock()
 	select {
 	case c.kick <- struct{}{}:
@@ -159,57 +172,39 @@ func (c *ferryConn) send(payload []byte) error {
 	return nil
 }
 
-// flusher writes out what send queued, one write for all of it.
+// flusher writes out what send queued, one write for all of it; once
+// stopped, it writes what is left and ends.
 func (c *ferryConn) flusher() {
+	defer close(c.flushed)
 	var out []byte
 	for {
+		stop := false
 		select {
 		case <-c.kick:
 		case <-c.stopped:
-			return
+			stop = true
 		}
 		c.wmu.Lock()
 		out, c.wbuf = c.wbuf, out[:0]
+		c.wcond.Broadcast()
 		c.wmu.Unlock()
-		if len(out) == 0 {
-			continue
+		if len(out) > 0 {
+			if _, err := c.conn.NetConn().Write(out); err != nil {
+				c.wmu.Lock()
+				c.werr = err
+				c.wcond.Broadcast()
+				c.wmu.Unlock()
+				return
+			}
 		}
-		if _, err := c.conn.NetConn().Write(out); err != nil {
+		if stop {
 			c.wmu.Lock()
-			c.werr = err
+			c.werr = net.ErrClosed
+			c.wcond.Broadcast()
 			c.wmu.Unlock()
 			return
 		}
 	}
-}
-
-// appendClientFrame appends one final, masked WebSocket frame.
-func appendClientFrame(dst []byte, opcode byte, payload []byte) []byte {
-	n := len(payload)
-	dst = append(dst, 0x80|opcode)
-	switch {
-	case n < 126:
-		dst = append(dst, 0x80|byte(n))
-	case n <= 0xffff:
-		dst = append(dst, 0x80|126, byte(n>>8), byte(n))
-	default:
-		dst = append(dst, 0x80|127)
-		dst = binary.BigEndian.AppendUint64(dst, uint64(n))
-	}
-	key := rand.Uint32()
-	dst = binary.LittleEndian.AppendUint32(dst, key)
-	start := len(dst)
-	dst = append(dst, payload...)
-	p := dst[start:]
-	k8 := uint64(key) | uint64(key)<<32
-	i := 0
-	for ; i+8 <= len(p); i += 8 {
-		binary.LittleEndian.PutUint64(p[i:], binary.LittleEndian.Uint64(p[i:])^k8)
-	}
-	for ; i < len(p); i++ {
-		p[i] ^= byte(key >> (8 * (i % 4)))
-	}
-	return dst
 }
 
 func (c *ferryConn) OnClose(*gws.Conn, error) {
@@ -354,6 +349,7 @@ func (c *ferryConn) Dropped() int64      { return c.dropped.Load() }
 func (c *ferryConn) Close() {
 	c.closing.Store(true)
 	c.stopOnce.Do(func() { close(c.stopped) })
+	<-c.flushed // what was sent goes out before the close frame
 	_ = c.conn.WriteClose(1000, nil)
 	_ = c.conn.NetConn().Close()
 }
