@@ -174,25 +174,6 @@ func TestFaninBurstOverWebSocket(t *testing.T) {
 	sub.alive()
 }
 
-// maskedFrame is one client-to-server WebSocket frame.
-func maskedFrame(opcode byte, payload []byte) []byte {
-	hdr := []byte{0x80 | opcode}
-	switch n := len(payload); {
-	case n < 126:
-		hdr = append(hdr, 0x80|byte(n))
-	case n <= 0xffff:
-		hdr = append(hdr, 0x80|126, byte(n>>8), byte(n))
-	default:
-		hdr = append(hdr, 0x80|127, 0, 0, 0, 0, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-	}
-	mask := [4]byte{9, 8, 7, 6}
-	hdr = append(hdr, mask[:]...)
-	for i, c := range payload {
-		hdr = append(hdr, c^mask[i%4])
-	}
-	return hdr
-}
-
 // Frames that arrive together are read many per system call (read-ahead):
 // a burst written at once, with frames larger than the read-ahead buffer
 // among small ones and frames split across reads, comes through whole and

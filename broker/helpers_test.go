@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ferry-io/ferry/broker"
+	"github.com/ferry-io/ferry/internal/wsframe"
 	"github.com/lxzan/gws"
 	"github.com/vmihailenco/msgpack/v5"
 	"go.uber.org/goleak"
@@ -383,24 +384,14 @@ func dialRaw(t testing.TB, url, protocol string) *rawClient {
 // send writes one masked frame with the given opcode.
 func (r *rawClient) send(opcode byte, payload []byte) {
 	r.t.Helper()
-	hdr := []byte{0x80 | opcode}
-	switch n := len(payload); {
-	case n < 126:
-		hdr = append(hdr, 0x80|byte(n))
-	case n <= 0xffff:
-		hdr = append(hdr, 0x80|126, byte(n>>8), byte(n))
-	default:
-		hdr = append(hdr, 0x80|127, 0, 0, 0, 0, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-	}
-	mask := [4]byte{1, 2, 3, 4}
-	hdr = append(hdr, mask[:]...)
-	body := make([]byte, len(payload))
-	for i, c := range payload {
-		body[i] = c ^ mask[i%4]
-	}
-	if _, err := r.nc.Write(append(hdr, body...)); err != nil {
+	if _, err := r.nc.Write(maskedFrame(opcode, payload)); err != nil {
 		r.t.Fatalf("raw send: %v", err)
 	}
+}
+
+// maskedFrame is one client-to-server WebSocket frame.
+func maskedFrame(opcode byte, payload []byte) []byte {
+	return wsframe.AppendMasked(nil, opcode, 0x04030201, payload)
 }
 
 // read returns the next frame's opcode and payload (io.EOF at the end).
