@@ -72,7 +72,10 @@ func main() {
 			conns = append(conns, c)
 		}
 		fmt.Println("ready")
-		bufio.NewReader(os.Stdin).ReadString('\n')
+		_, _ = bufio.NewReader(os.Stdin).ReadString('\n')
+		for _, c := range conns {
+			c.Close()
+		}
 		return
 	}
 	flag.IntVar(&n, "n", n, "idle connections")
