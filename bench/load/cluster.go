@@ -142,16 +142,7 @@ func Cluster(ctx context.Context, cfg Config, t Target, nodes, n, m, size int) R
 			r.Note += " natsd exited: " + nats.Output() + ";"
 		}
 	}
-	r.Delivered = count.Load()
-	r.ElapsedS = last.Sub(start).Seconds()
-	if r.ElapsedS > 0 {
-		r.Rate = float64(r.Delivered) / r.ElapsedS
-	}
-	r.pct()
-	health(&r, append(subs, pub))
-	closeAll(subs)
-	subs = nil
-	r.percentiles(merge(sinks))
+	r.conclude(&count, last.Sub(start), append(subs, pub), &subs, sinks)
 	return r
 }
 

@@ -65,13 +65,11 @@ func (c *ferryConn) close() { c.Close() }
 func Idle(ctx context.Context, cfg Config, t Target, n int) Result {
 	cfg.defaults()
 	r := Result{Scenario: "idle", Case: fmt.Sprintf("N=%d", n), Target: t.Name, RateUnit: "conns/s", Expected: int64(n)}
-	p, args, err := StartBroker(&cfg, t, r.Scenario+" "+r.Case+" "+t.Name)
-	if err != nil {
-		r.Err = err.Error()
+	p := startBroker(&cfg, t, &r)
+	if p == nil {
 		return r
 	}
 	defer p.Stop()
-	r.BrokerArgs = args
 	_ = waitCtx(ctx, 500*time.Millisecond)
 	rss0 := p.RSS()
 	cpu0 := measure(p)

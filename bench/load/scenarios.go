@@ -307,19 +307,45 @@ func finish(r *Result, p *Proc, u0 usage) {
 	}
 }
 
+// startBroker runs the broker of t for r's scenario and records its
+// arguments in r; on failure it sets r.Err and returns nil.
+func startBroker(cfg *Config, t Target, r *Result) *Proc {
+	p, args, err := StartBroker(cfg, t, r.Scenario+" "+r.Case+" "+t.Name)
+	if err != nil {
+		r.Err = err.Error()
+		return nil
+	}
+	r.BrokerArgs = args
+	return p
+}
+
+// conclude fills in what was delivered, in elapsed, from count, the
+// health of conns, and the latency percentiles of sinks; it closes the
+// subscribers first (*subs, then nil for the caller's deferred close).
+func (r *Result) conclude(count *atomic.Int64, elapsed time.Duration, conns []Conn, subs *[]Conn, sinks []*sink) {
+	r.Delivered = count.Load()
+	r.ElapsedS = elapsed.Seconds()
+	if r.ElapsedS > 0 {
+		r.Rate = float64(r.Delivered) / r.ElapsedS
+	}
+	r.pct()
+	health(r, conns)
+	closeAll(*subs)
+	*subs = nil
+	r.percentiles(merge(sinks))
+}
+
 // Fanout: n subscribers on one topic, one publisher sending m messages of
 // size bytes as fast as the window allows.
 func Fanout(ctx context.Context, cfg Config, t Target, n, m, size int) Result {
 	cfg.defaults()
 	r := Result{Scenario: "fanout", Case: fmt.Sprintf("N=%d M=%d P=%d", n, m, size), Target: t.Name,
 		RateUnit: "deliveries/s", Expected: int64(n) * int64(m), Conns: n + 1}
-	p, args, err := StartBroker(&cfg, t, r.Scenario+" "+r.Case+" "+t.Name)
-	if err != nil {
-		r.Err = err.Error()
+	p := startBroker(&cfg, t, &r)
+	if p == nil {
 		return r
 	}
 	defer p.Stop()
-	r.BrokerArgs = args
 	const topic = "bench/fanout"
 	var count atomic.Int64
 	subs, sinks, err := subscribers(ctx, &cfg, t, p.URL, topic, n, m, &count)
@@ -339,14 +365,7 @@ func Fanout(ctx context.Context, cfg Config, t Target, n, m, size int) Result {
 	publishWindowed(ctx, &cfg, &r, pub, topic, n, m, &count)
 	last := waitCount(ctx, &count, r.Expected, cfg.Stall)
 	finish(&r, p, cpu0)
-	r.Delivered = count.Load()
-	r.ElapsedS = last.Sub(start).Seconds()
-	r.Rate = float64(r.Delivered) / r.ElapsedS
-	r.pct()
-	health(&r, append(subs, pub))
-	closeAll(subs)
-	subs = nil
-	r.percentiles(merge(sinks))
+	r.conclude(&count, last.Sub(start), append(subs, pub), &subs, sinks)
 	return r
 }
 
@@ -382,13 +401,11 @@ func Fanin(ctx context.Context, cfg Config, t Target, n, k, size int) Result {
 	cfg.defaults()
 	r := Result{Scenario: "fanin", Case: fmt.Sprintf("N=%d K=%d P=%d", n, k, size), Target: t.Name,
 		RateUnit: "msgs/s", Expected: int64(n) * int64(k), Conns: n + 1}
-	p, args, err := StartBroker(&cfg, t, r.Scenario+" "+r.Case+" "+t.Name)
-	if err != nil {
-		r.Err = err.Error()
+	p := startBroker(&cfg, t, &r)
+	if p == nil {
 		return r
 	}
 	defer p.Stop()
-	r.BrokerArgs = args
 	var count atomic.Int64
 	subs, sinks, err := subscribers(ctx, &cfg, t, p.URL, "telemetry/+/temp", 1, n*k, &count)
 	defer func() { closeAll(subs) }()
@@ -429,14 +446,7 @@ func Fanin(ctx context.Context, cfg Config, t Target, n, k, size int) Result {
 	if e, ok := perr.Load().(string); ok {
 		r.Note += " publish error: " + e + ";"
 	}
-	r.Delivered = count.Load()
-	r.ElapsedS = last.Sub(start).Seconds()
-	r.Rate = float64(r.Delivered) / r.ElapsedS
-	r.pct()
-	health(&r, append(subs, devs...))
-	closeAll(subs)
-	subs = nil
-	r.percentiles(merge(sinks))
+	r.conclude(&count, last.Sub(start), append(subs, devs...), &subs, sinks)
 	return r
 }
 
@@ -445,13 +455,11 @@ func Latency(ctx context.Context, cfg Config, t Target, n, rate int, d time.Dura
 	cfg.defaults()
 	r := Result{Scenario: "latency", Case: fmt.Sprintf("R=%d N=%d D=%v P=%d", rate, n, d, size), Target: t.Name,
 		RateUnit: "deliveries/s", Conns: n + 1}
-	p, args, err := StartBroker(&cfg, t, r.Scenario+" "+r.Case+" "+t.Name)
-	if err != nil {
-		r.Err = err.Error()
+	p := startBroker(&cfg, t, &r)
+	if p == nil {
 		return r
 	}
 	defer p.Stop()
-	r.BrokerArgs = args
 	const topic = "bench/latency"
 	var count atomic.Int64
 	subs, sinks, err := subscribers(ctx, &cfg, t, p.URL, topic, n, int(float64(rate)*d.Seconds())+16, &count)
@@ -491,13 +499,6 @@ func Latency(ctx context.Context, cfg Config, t Target, n, rate int, d time.Dura
 	_ = pub.Flush(cfg.Stall)
 	waitCount(ctx, &count, r.Expected, cfg.Stall)
 	finish(&r, p, cpu0)
-	r.Delivered = count.Load()
-	r.ElapsedS = sentFor.Seconds()
-	r.Rate = float64(r.Delivered) / r.ElapsedS
-	r.pct()
-	health(&r, append(subs, pub))
-	closeAll(subs)
-	subs = nil
-	r.percentiles(merge(sinks))
+	r.conclude(&count, sentFor, append(subs, pub), &subs, sinks)
 	return r
 }
