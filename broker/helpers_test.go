@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ferry-io/ferry/broker"
+	"github.com/ferry-io/ferry/internal/testutil"
 	"github.com/ferry-io/ferry/internal/wsframe"
 	"github.com/lxzan/gws"
 	"github.com/vmihailenco/msgpack/v5"
@@ -52,14 +53,9 @@ func startBroker(t testing.TB, opts broker.Options) (*broker.Broker, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	mux := http.NewServeMux()
 	mux.Handle("/ws", b)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
+	addr, srv := testutil.Serve(t, mux)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -68,7 +64,7 @@ func startBroker(t testing.TB, opts broker.Options) (*broker.Broker, string) {
 			t.Errorf("shutdown: %v", err)
 		}
 	})
-	return b, "ws://" + ln.Addr().String() + "/ws"
+	return b, "ws://" + addr + "/ws"
 }
 
 // frame is a decoded frame received by a test client.
@@ -339,13 +335,7 @@ func (c *client) noFrame() {
 // eventually polls cond until it holds or waitTimeout passes.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(t, waitTimeout, 5*time.Millisecond, what, cond)
 }
 
 // rawClient is a WebSocket client on a bare TCP connection, for tests that

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ferry-io/ferry/broker"
+	"github.com/ferry-io/ferry/internal/testutil"
 	"go.uber.org/goleak"
 )
 
@@ -108,13 +109,7 @@ func (tb *testBroker) broker() *broker.Broker {
 // eventually polls cond until it holds or waitTimeout passes.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(t, waitTimeout, 5*time.Millisecond, what, cond)
 }
 
 // proxy is a TCP proxy that can cut its connections or black-hole them

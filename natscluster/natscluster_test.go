@@ -15,6 +15,7 @@ import (
 
 	"github.com/ferry-io/ferry/broker"
 	"github.com/ferry-io/ferry/client"
+	"github.com/ferry-io/ferry/internal/testutil"
 	"github.com/ferry-io/ferry/natscluster"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -93,15 +94,10 @@ func startNode(t testing.TB, urls ...string) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	mux := http.NewServeMux()
 	mux.Handle("/ws", b)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	n := &node{b: b, c: cl, url: "ws://" + ln.Addr().String() + "/ws", srv: srv}
+	addr, srv := testutil.Serve(t, mux)
+	n := &node{b: b, c: cl, url: "ws://" + addr + "/ws", srv: srv}
 	t.Cleanup(n.stop)
 	return n
 }
@@ -189,13 +185,7 @@ func probeUntil(t testing.TB, pub *client.Client, topic string, rs ...*recorder)
 
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(wait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Eventually(t, wait, 10*time.Millisecond, what, cond)
 }
 
 // exactlyInOrder checks that got is 0..n-1.
