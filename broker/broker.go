@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ferry-io/ferry/internal/wsframe"
 	"github.com/ferry-io/ferry/protocol"
 	"github.com/lxzan/gws"
 )
@@ -27,6 +28,7 @@ type Broker struct {
 	stats    counters
 	cluster  Cluster // nil for a single node
 	interest interest
+	origins  *originRule // nil: the same-host rule
 
 	// upgraders[0] negotiates no subprotocol (none offered: JSON);
 	// upgraders[1+codec] echoes that codec's subprotocol.
@@ -44,6 +46,8 @@ type Broker struct {
 	lingers  lingerSet             // connections draining their peer before closing (lockedConn.Close)
 	done     chan struct{}         // closed when Shutdown starts
 	finished chan struct{}         // closed when Shutdown has finished
+
+	unchecked bool // tests only: frame headers reach gws unchecked
 }
 
 // New returns a running broker, or an error naming an invalid option.
@@ -62,6 +66,14 @@ func New(opts Options) (*Broker, error) {
 		done:     make(chan struct{}),
 		finished: make(chan struct{}),
 	}
+	if len(o.AllowedOrigins) > 0 {
+		if b.origins, err = newOriginRule(o.AllowedOrigins); err != nil {
+			return nil, err
+		}
+		if b.origins.any {
+			b.log.Warn("ferry: every origin may connect (AllowedOrigins \"*\"): any web page a user opens can use this broker")
+		}
+	}
 	for i := range b.upgraders {
 		so := &gws.ServerOption{
 			ReadMaxPayloadSize: o.MaxFrameBytes,
@@ -79,10 +91,10 @@ func New(opts Options) (*Broker, error) {
 	}
 	if o.PingInterval > 0 {
 		b.bgWG.Add(1)
-		go b.pinger()
+		go b.loop("pinger", b.pinger)
 	}
 	b.bgWG.Add(1)
-	go b.redeliverer()
+	go b.loop("redeliverer", b.redeliverer)
 	if o.Cluster != nil {
 		b.cluster = o.Cluster
 		b.interest.c = o.Cluster
@@ -125,8 +137,8 @@ func (b *Broker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "ferry: missing Sec-WebSocket-Key", http.StatusBadRequest)
 		return
 	}
-	if b.opts.CheckOrigin != nil && !b.opts.CheckOrigin(r) {
-		http.Error(w, "ferry: origin not allowed", http.StatusForbidden)
+	if reason := b.checkOrigin(r); reason != "" {
+		http.Error(w, reason, http.StatusForbidden)
 		return
 	}
 	codec, up, err := b.negotiate(r)
@@ -147,9 +159,22 @@ func (b *Broker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	if sessionID != "" && !b.sessionRoom(sessionID) {
-		http.Error(w, fmt.Sprintf("ferry: the broker already holds %d sessions, the limit", b.opts.MaxSessions), http.StatusServiceUnavailable)
-		return
+	var claimed *session
+	upgraded := false
+	if sessionID != "" {
+		ss, created, ok := b.claimSession(sessionID)
+		if !ok {
+			http.Error(w, fmt.Sprintf("ferry: the broker already holds %d sessions, the limit", b.opts.MaxSessions), http.StatusServiceUnavailable)
+			return
+		}
+		claimed = ss
+		if created {
+			defer func() {
+				if !upgraded {
+					b.unclaim(ss)
+				}
+			}()
+		}
 	}
 	hj, ok := w.(http.Hijacker)
 	if !ok {
@@ -161,7 +186,8 @@ func (b *Broker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		b.log.Debug("ferry: hijack failed", "err", err)
 		return
 	}
-	lc := &lockedConn{Conn: netConn}
+	lc := &lockedConn{Conn: netConn, unchecked: b.unchecked,
+		check: wsframe.Checker{FromClient: true, MaxMessage: uint64(b.opts.MaxFrameBytes)}}
 	if n := brw.Reader.Buffered(); n > 0 {
 		p, _ := brw.Reader.Peek(n)
 		lc.pre = append([]byte(nil), p...)
@@ -173,9 +199,13 @@ func (b *Broker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		b.log.Debug("ferry: upgrade failed", "err", err, "remote", r.RemoteAddr)
 		return
 	}
+	upgraded = true
 	c := connOf(socket)
 	c.init(b, socket, lc, codec, r.RemoteAddr)
-	b.attachSession(c, sessionID) // before addConn: Shutdown reads c.sess
+	hasRoom := b.attachSession(c, sessionID, claimed) // before addConn: Shutdown reads c.sess
+	if !hasRoom {
+		c.closeWith(protocol.CloseTryAgain, fmt.Sprintf("the broker already holds %d sessions, the limit", b.opts.MaxSessions), false)
+	}
 	if !b.addConn(c) {
 		c.sess.detach(c)
 		c.closeWith(protocol.CloseGoingAway, "broker shutting down", false)
@@ -185,6 +215,7 @@ func (b *Broker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	go func() {
 		defer b.connWG.Done()
+		defer b.recoverReadLoop(c)
 		socket.ReadLoop()
 	}()
 }
@@ -219,11 +250,13 @@ func (b *Broker) negotiate(r *http.Request) (protocol.Codec, *gws.Upgrader, erro
 		truncate(strings.Join(offered, ", "), 100), protocol.SubprotocolJSON, protocol.SubprotocolMsgpack)
 }
 
+// truncate cuts s to about n bytes, at a character boundary, marking the
+// cut.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	return s[:n] + "..."
+	return wsframe.Truncate(s, n) + "..."
 }
 
 func headerHasToken(h http.Header, name, token string) bool {
@@ -287,49 +320,72 @@ func (b *Broker) checkSessionID(id string) error {
 	return nil
 }
 
-// attachSession gives c its session: a new one, or the one with that id,
-// resumed (a connection holding it is closed with 4009). A client that
-// gave an id gets a session frame first.
-func (b *Broker) attachSession(c *conn, id string) {
+// claimSession returns the session with that id, registering a new one
+// when there is none and the limit allows it (checked and registered under
+// one lock, so that the limit is exact). created tells that it is new: if
+// no connection attaches to it, unclaim releases it. During shutdown the
+// new session is not registered.
+func (b *Broker) claimSession(id string) (ss *session, created, ok bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if old := b.sessions[id]; old != nil && !b.closed.Load() {
+		return old, false, true
+	}
+	if b.closed.Load() {
+		return newSession(b, id), false, true
+	}
+	if len(b.sessions) >= b.opts.MaxSessions {
+		return nil, false, false
+	}
+	ss = newSession(b, id)
+	b.sessions[id] = ss
+	return ss, true, true
+}
+
+// unclaim releases a session claimed for a connection that was not
+// upgraded, unless another connection attached to it meanwhile.
+func (b *Broker) unclaim(ss *session) {
+	ss.mu.Lock()
+	unused := ss.t == nil && len(ss.subs) == 0 && !ss.ended
+	if unused {
+		ss.endLocked()
+	}
+	ss.mu.Unlock()
+	if unused {
+		b.forgetSession(ss)
+	}
+}
+
+// attachSession gives c its session: ss, claimed for it, resumed (a
+// connection holding it is closed with 4009), or a new one if ss ended
+// meanwhile; with no id, a session that ends with c. A client that gave an
+// id gets a session frame first. It reports false when the session limit
+// left no room for a new one (c then has a session of its own).
+func (b *Broker) attachSession(c *conn, id string, ss *session) bool {
 	first := func(resumed bool) {
 		if id != "" {
 			c.q.pushForce(c.encode(&protocol.Frame{Op: protocol.OpSession, Session: id, Resumed: resumed}))
 		}
 	}
+	if id == "" {
+		ss = newSession(b, "")
+	}
 	for {
-		ss := newSession(b, "")
-		if id != "" {
-			b.mu.Lock()
-			if old := b.sessions[id]; old != nil && !b.closed.Load() {
-				ss = old
-			} else {
-				// a new session (during shutdown, one that is not registered)
-				ss = newSession(b, id)
-				if !b.closed.Load() {
-					b.sessions[id] = ss
-				}
-			}
-			b.mu.Unlock()
-		}
 		c.sess = ss
 		old, ok := ss.attach(c, first)
-		if !ok {
-			b.forgetSession(ss) // ended meanwhile: make a new one
-			continue
+		if ok {
+			if oc, isConn := old.(*conn); isConn {
+				oc.closeWith(protocol.CloseTakenOver, "session taken over", true)
+			}
+			return true
 		}
-		if oc, isConn := old.(*conn); isConn {
-			oc.closeWith(protocol.CloseTakenOver, "session taken over", true)
+		b.forgetSession(ss) // ended meanwhile: make a new one
+		if ss, _, ok = b.claimSession(id); !ok {
+			c.sess = newSession(b, "")
+			c.sess.attach(c, nil)
+			return false
 		}
-		return
 	}
-}
-
-// sessionRoom reports whether a session with that id exists or may be
-// created.
-func (b *Broker) sessionRoom(id string) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.sessions[id] != nil || len(b.sessions) < b.opts.MaxSessions
 }
 
 // forgetSession drops an ended session from the registry.
@@ -358,7 +414,6 @@ func (b *Broker) trackAcks(ss *session, on bool) {
 
 // redeliverer delivers again what stayed unacknowledged for AckWait.
 func (b *Broker) redeliverer() {
-	defer b.bgWG.Done()
 	tick := min(max(b.opts.AckWait/4, 5*time.Millisecond), time.Second)
 	t := time.NewTicker(tick)
 	defer t.Stop()
@@ -384,7 +439,6 @@ func (b *Broker) redeliverer() {
 
 // pinger pings quiet connections and closes idle ones.
 func (b *Broker) pinger() {
-	defer b.bgWG.Done()
 	t := time.NewTicker(b.opts.PingInterval)
 	defer t.Stop()
 	for {

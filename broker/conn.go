@@ -2,8 +2,8 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"net"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/ferry-io/ferry/internal/wsframe"
 	"github.com/ferry-io/ferry/protocol"
 	"github.com/lxzan/gws"
 )
@@ -72,7 +73,7 @@ func (c *conn) init(b *Broker, socket *gws.Conn, lc *lockedConn, codec protocol.
 // needs no keepalive, and the pinger must never wait.
 func (c *conn) ping() { c.q.pushIfRoom(pingFrame) }
 
-var pingFrame = controlFrame(opPing, nil)
+var pingFrame = wsframe.Control(wsframe.OpPing, nil)
 
 func overflowErr(n uint64) *protocol.Frame {
 	return &protocol.Frame{Op: protocol.OpErr, Code: protocol.CodeOverflow,
@@ -80,9 +81,9 @@ func overflowErr(n uint64) *protocol.Frame {
 }
 
 // send implements transport: live deliveries share one frame per codec.
-func (c *conn) send(d *delivery, group string) (pushResult, <-chan struct{}) {
-	if group != "" {
-		return c.q.push(d.groupFrame(c.codec, group))
+func (c *conn) send(d *delivery, g *group) (pushResult, <-chan struct{}) {
+	if g != nil {
+		return c.q.push(d.groupFrame(c.codec, g))
 	}
 	return c.q.push(d.frame(c.codec))
 }
@@ -166,7 +167,7 @@ func (c *conn) closeWith(code uint16, reason string, discard bool) bool {
 // closeWithFrames is closeWith with frames written just before the close
 // frame.
 func (c *conn) closeWithFrames(before []byte, code uint16, reason string, discard bool) bool {
-	if !c.q.closeAfter(append(before, closeFrame(code, reason)...), discard) {
+	if !c.q.closeAfter(append(before, wsframe.Close(code, reason)...), discard) {
 		return false
 	}
 	c.closing.Store(true)
@@ -180,6 +181,7 @@ func (c *conn) closeWithFrames(before []byte, code uint16, reason string, discar
 // writeLoop drains the queue until it is empty, coalescing all queued
 // frames into one vectored write.
 func (c *conn) writeLoop() {
+	defer c.recoverWriter()
 	for {
 		batch, n, closeF, stop := c.q.take()
 		if stop {
@@ -235,6 +237,10 @@ func (h handler) OnOpen(*gws.Conn) {}
 func (h handler) OnClose(socket *gws.Conn, err error) {
 	c := connOf(socket)
 	defer h.b.recoverPanic(c, "close")
+	var refused *wsframe.Error
+	if errors.As(err, &refused) {
+		h.b.stats.protocolErrors.Add(1)
+	}
 	c.log("ferry: connection closed", "err", err)
 	c.cleanup()
 }
@@ -246,7 +252,7 @@ func (h handler) OnPing(socket *gws.Conn, payload []byte) {
 		return
 	}
 	c.touch()
-	c.sendFrame(controlFrame(opPong, payload))
+	c.sendFrame(wsframe.Control(wsframe.OpPong, payload))
 }
 
 func (h handler) OnPong(socket *gws.Conn, _ []byte) {
@@ -410,6 +416,10 @@ type lockedConn struct {
 	lingers   *lingerSet      // the broker's, once upgraded: Close may linger
 	closeSent atomic.Bool     // gws refused a frame and wrote its close frame
 	lingering atomic.Bool
+
+	check     wsframe.Checker               // the peer's frames, as Read passes them (read goroutine only)
+	unchecked bool                          // tests only: gws parses unchecked headers
+	refused   atomic.Pointer[wsframe.Error] // the checker's refusal, for Write
 }
 
 // deadlineLocked sets the write deadline of the next write; wmu is held.
@@ -438,7 +448,28 @@ const readAheadSize = 32 << 10
 
 var aheadPool = sync.Pool{New: func() any { b := make([]byte, readAheadSize); return &b }}
 
+// Read reads what the peer sent, through the frame checker: a frame header
+// that RFC 6455 forbids or that announces more than the frame limit is
+// refused before gws parses it (gws answers the error with a close frame,
+// which Write turns into the checker's code and reason).
 func (l *lockedConn) Read(p []byte) (int, error) {
+	if bad := l.check.Err(); bad != nil {
+		return 0, bad
+	}
+	n, err := l.read(p)
+	if n > 0 && !l.unchecked {
+		if k, bad := l.check.Scan(p[:n]); bad != nil {
+			l.refused.Store(bad)
+			if k > 0 {
+				return k, nil // the frames before the refused one
+			}
+			return 0, bad
+		}
+	}
+	return n, err
+}
+
+func (l *lockedConn) read(p []byte) (int, error) {
 	if len(l.pre) > 0 || l.ahead != nil {
 		if n, err, ok := l.readBuffered(p); ok {
 			return n, err
@@ -494,12 +525,26 @@ func (l *lockedConn) releaseAhead() {
 }
 
 func (l *lockedConn) Write(p []byte) (int, error) {
-	if len(p) >= 4 && p[0] == 0x88 { // FIN, opcode close: gws ends the connection
-		switch int(p[2])<<8 | int(p[3]) {
-		case 1002, 1003, 1007, 1009: // it refused a frame: the peer may be sending the rest
+	if len(p) >= 2 && p[0] == 0x80|wsframe.OpClose { // gws ends the connection
+		if bad := l.refused.Load(); bad != nil {
+			// gws answers an error of the reader's with 1000: send the
+			// checker's code and reason instead
 			l.closeSent.Store(true)
+			n := len(p)
+			_, err := l.write(wsframe.Close(bad.Code, bad.Reason))
+			return n, err
+		}
+		if len(p) >= 4 {
+			switch int(p[2])<<8 | int(p[3]) {
+			case 1002, 1003, 1007, 1009: // it refused a frame: the peer may be sending the rest
+				l.closeSent.Store(true)
+			}
 		}
 	}
+	return l.write(p)
+}
+
+func (l *lockedConn) write(p []byte) (int, error) {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
 	l.deadlineLocked()
@@ -610,16 +655,4 @@ func (l *lockedConn) closeWrite() {
 		}
 	}
 	_ = l.Conn.Close()
-}
-
-// recoverPanic keeps a panic in a connection callback from ending the
-// process: it is logged, counted, and the client gets an internal error.
-func (b *Broker) recoverPanic(c *conn, where string) {
-	if r := recover(); r != nil {
-		b.stats.panics.Add(1)
-		b.log.Error("ferry: panic in connection handler", "where", where, "panic", r, "remote", c.remote, "stack", string(debug.Stack()))
-		if where == "message" {
-			c.replyErr(c.frame.ID, c.frame.HasID, protocol.Errorf(protocol.CodeInternal, "internal error while handling the frame"))
-		}
-	}
 }

@@ -555,7 +555,7 @@ func (s *encSink) sendStored(*stored, msgOpts) sendResult { return sent }
 func (s *encSink) sendRetained(*stored)                   {}
 func (s *encSink) drop(uint64)                            {}
 
-func (s *encSink) send(d *delivery, _ string) (pushResult, <-chan struct{}) {
+func (s *encSink) send(d *delivery, _ *group) (pushResult, <-chan struct{}) {
 	if d.frames[s.codec] == nil {
 		s.encodes.Add(1)
 	}

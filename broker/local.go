@@ -197,7 +197,7 @@ func (s *Subscription) hasQueued(mid uint64) bool {
 }
 
 // send implements transport.
-func (s *Subscription) send(d *delivery, _ string) (pushResult, <-chan struct{}) {
+func (s *Subscription) send(d *delivery, _ *group) (pushResult, <-chan struct{}) {
 	return s.enqueue(localItem{m: message(d.stored(), false, false)}, false)
 }
 

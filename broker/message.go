@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/ferry-io/ferry/internal/wsframe"
 	"github.com/ferry-io/ferry/protocol"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -106,8 +107,8 @@ func (d *delivery) frame(c protocol.Codec) []byte {
 }
 
 // groupFrame is frame for a queue group's delivery, which names the group.
-func (d *delivery) groupFrame(c protocol.Codec, group string) []byte {
-	return d.b.msgFrame(c, &stored{topic: d.topic, codec: d.codec, data: d.data}, msgOpts{group: group})
+func (d *delivery) groupFrame(c protocol.Codec, g *group) []byte {
+	return d.b.msgFrame(c, &stored{topic: d.topic, codec: d.codec, data: d.data}, msgOpts{group: g})
 }
 
 // msgOpts are the per-delivery fields of a msg frame.
@@ -115,7 +116,7 @@ type msgOpts struct {
 	mid         uint64
 	redelivered bool
 	retained    bool
-	group       string // set on deliveries to a queue group member
+	group       *group // set on deliveries to a queue group member
 	force       bool   // queue it whatever the queue's bound
 }
 
@@ -138,8 +139,14 @@ func (b *Broker) encodeMsg(c protocol.Codec, m *stored, o msgOpts) ([]byte, bool
 	}
 	limit := b.opts.MaxFrameBytes
 	if err == nil && len(data) <= limit {
-		return encodeFrame(c, &protocol.Frame{Op: protocol.OpMsg, Topic: m.topic, Data: data, Group: o.group,
-			Mid: o.mid, HasMid: o.mid != 0, Redelivered: o.redelivered, Retained: o.retained}), true
+		f := protocol.Frame{Op: protocol.OpMsg, Topic: m.topic, Data: data,
+			Mid: o.mid, HasMid: o.mid != 0, Redelivered: o.redelivered, Retained: o.retained}
+		if o.group != nil {
+			// the group is its name and filter: two groups of one name on
+			// overlapping filters are told apart by the filter
+			f.Group, f.Filter = o.group.name, o.group.filter
+		}
+		return encodeFrame(c, &f), true
 	}
 	reason := fmt.Sprintf("a message on topic %q was not delivered: as %v its data is %d bytes, over the frame limit of %d", m.topic, c, len(data), limit)
 	code := protocol.CodeTooLarge
@@ -152,64 +159,14 @@ func (b *Broker) encodeMsg(c protocol.Codec, m *stored, o msgOpts) ([]byte, bool
 	return encodeFrame(c, &protocol.Frame{Op: protocol.OpErr, Code: code, Reason: reason}), false
 }
 
-// Largest WebSocket frame header a server sends (no mask).
-const maxHeader = 10
-
 // encodeFrame encodes f in codec c as one complete, unmasked WebSocket data
 // frame: text for JSON, binary for msgpack.
 func encodeFrame(c protocol.Codec, f *protocol.Frame) []byte {
-	buf := make([]byte, maxHeader, maxHeader+64+len(f.Topic)+len(f.Data)+len(f.Reason))
+	buf := make([]byte, wsframe.MaxHeader, wsframe.MaxHeader+64+len(f.Topic)+len(f.Data)+len(f.Reason))
 	buf = protocol.Append(c, buf, f)
-	opcode := byte(0x1)
+	opcode := byte(wsframe.OpText)
 	if c == protocol.Msgpack {
-		opcode = 0x2
+		opcode = wsframe.OpBinary
 	}
-	return wsFrame(buf, opcode)
-}
-
-// wsFrame writes the header of a final frame with the given opcode in front
-// of buf[maxHeader:] and returns the frame.
-func wsFrame(buf []byte, opcode byte) []byte {
-	n := len(buf) - maxHeader
-	var h int
-	switch {
-	case n < 126:
-		h = 2
-		buf[maxHeader-1] = byte(n)
-	case n <= 0xffff:
-		h = 4
-		buf[maxHeader-3] = 126
-		buf[maxHeader-2] = byte(n >> 8)
-		buf[maxHeader-1] = byte(n)
-	default:
-		h = 10
-		buf[1] = 127
-		for i := 0; i < 8; i++ {
-			buf[maxHeader-1-i] = byte(uint64(n) >> (8 * i))
-		}
-	}
-	buf[maxHeader-h] = 0x80 | opcode
-	return buf[maxHeader-h:]
-}
-
-// controlFrame builds a WebSocket control frame (ping or close).
-func controlFrame(opcode byte, payload []byte) []byte {
-	buf := make([]byte, maxHeader, maxHeader+len(payload))
-	return wsFrame(append(buf, payload...), opcode)
-}
-
-const (
-	opClose = 0x8
-	opPing  = 0x9
-	opPong  = 0xA
-)
-
-// closeFrame builds a close frame with a code and a reason (cut to fit the
-// 125-byte control frame limit).
-func closeFrame(code uint16, reason string) []byte {
-	if len(reason) > 123 {
-		reason = reason[:123]
-	}
-	p := append([]byte{byte(code >> 8), byte(code)}, reason...)
-	return controlFrame(opClose, p)
+	return wsframe.Frame(buf, opcode)
 }

@@ -133,8 +133,19 @@ type Options struct {
 	// Cluster, when set, joins this broker to others (see package
 	// natscluster). Default: a single node.
 	Cluster Cluster
-	// CheckOrigin, when set, decides whether a WebSocket request may
-	// connect; a refused request gets HTTP 403. Default: all origins.
+	// AllowedOrigins lists the browser origins that may connect, replacing
+	// the default rule: exact origins ("https://app.example.com", scheme
+	// and port compared), globs ("https://*.example.com": subdomains at any
+	// depth, not example.com itself), or "*" for every origin (logged as a
+	// warning). Default (nil): a request with an Origin header may connect
+	// only when the origin's host and port are the request's Host, so a
+	// page on another site cannot drive a broker on the user's machine or
+	// network; requests without Origin (programs, not browsers) always may.
+	// A refused request gets HTTP 403.
+	AllowedOrigins []string
+	// CheckOrigin, when set, decides instead of AllowedOrigins and the
+	// default rule whether a WebSocket request may connect; a refused
+	// request gets HTTP 403.
 	CheckOrigin func(r *http.Request) bool
 	// Logger receives the broker's logs. Default slog.Default().
 	Logger *slog.Logger
@@ -189,6 +200,8 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("ferry: Options.MaxInflight is %d: must be positive", o.MaxInflight)
 	case o.AckQueue < 1:
 		return o, fmt.Errorf("ferry: Options.AckQueue is %d: must be positive", o.AckQueue)
+	case o.MaxSessions < 0:
+		return o, fmt.Errorf("ferry: Options.MaxSessions is %d: must not be negative (0 means the default, %d)", o.MaxSessions, DefaultMaxSessions)
 	case o.MaxRetained < 0 || o.MaxRetainedBytes < 0:
 		return o, fmt.Errorf("ferry: Options.MaxRetained and MaxRetainedBytes must not be negative")
 	case o.PingInterval > 0 && o.IdleTimeout <= o.PingInterval:

@@ -219,6 +219,21 @@ func (q *outQueue) closeAfter(f []byte, discard bool) bool {
 	return true
 }
 
+// abandon shuts the queue after its writer panicked, counting the writer
+// out if it had not been.
+func (q *outQueue) abandon() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.closed = true
+	q.discardLocked()
+	q.closeF = nil
+	q.wake()
+	if q.running {
+		q.running = false
+		q.writers.Done()
+	}
+}
+
 // shut closes the queue for good and drops what is left.
 func (q *outQueue) shut() {
 	q.mu.Lock()

@@ -94,7 +94,7 @@ func TestRegressionHandOverToClosingPlainLost(t *testing.T) {
 	go io.Copy(io.Discard, p2)
 	c := &conn{}
 	c.init(b, nil, &lockedConn{Conn: p1}, 0, "plain")
-	b.attachSession(c, "")
+	b.attachSession(c, "", nil)
 	if _, _, _, err := c.sess.subscribe(c, "w", "g", false, 0); err != nil {
 		t.Fatal(err)
 	}

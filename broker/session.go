@@ -39,7 +39,7 @@ type session struct {
 type transport interface {
 	// send queues a live delivery of a plain subscription without
 	// blocking (pushFull comes with a channel to wait on).
-	send(d *delivery, group string) (pushResult, <-chan struct{})
+	send(d *delivery, g *group) (pushResult, <-chan struct{})
 	// sendStored queues a delivery that the broker keeps (of an
 	// acknowledged subscription, or handed over in a group) if the queue
 	// has room (or o.force). A message that cannot be sent in the
@@ -102,7 +102,7 @@ type ackState struct {
 }
 
 type inflight struct {
-	group    string
+	group    *group // nil: not a queue group's
 	mid      uint64
 	m        *stored
 	retained bool
@@ -135,13 +135,6 @@ func newSession(b *Broker, id string) *session {
 	return &session{b: b, id: id, subs: make(map[string]*subscription), mids: make(map[uint64]*subscription)}
 }
 
-func (s *subscription) groupName() string {
-	if s.group == nil {
-		return ""
-	}
-	return s.group.name
-}
-
 // push delivers d to s without blocking.
 func (s *subscription) push(d *delivery) (pushResult, <-chan struct{}) {
 	if s.ack != nil {
@@ -152,7 +145,7 @@ func (s *subscription) push(d *delivery) (pushResult, <-chan struct{}) {
 			return r, nil
 		}
 	}
-	return s.t.send(d, s.groupName())
+	return s.t.send(d, s.group)
 }
 
 // pushNow delivers d to s only if s can take it at once: an acknowledged
@@ -170,7 +163,7 @@ func (s *subscription) pushStored(m *stored) (pushResult, <-chan struct{}) {
 	if s.ack != nil {
 		return s.sess.offer(s, queued{m: m, redelivered: true}, true)
 	}
-	switch s.t.sendStored(m, msgOpts{redelivered: true, group: s.groupName()}) {
+	switch s.t.sendStored(m, msgOpts{redelivered: true, group: s.group}) {
 	case sent, sendUnsendable:
 		return pushed, nil
 	case sendClosed:
@@ -387,7 +380,7 @@ func (ss *session) sendNewLocked(s *subscription, q queued) bool {
 
 func (ss *session) sendNewForce(s *subscription, q queued, force bool) bool {
 	mid := ss.nextMid + 1
-	switch ss.t.sendStored(q.m, msgOpts{mid: mid, redelivered: q.redelivered, retained: q.retained, group: s.groupName(), force: force}) {
+	switch ss.t.sendStored(q.m, msgOpts{mid: mid, redelivered: q.redelivered, retained: q.retained, group: s.group, force: force}) {
 	case sent:
 	case sendUnsendable:
 		return true
@@ -395,7 +388,7 @@ func (ss *session) sendNewForce(s *subscription, q queued, force bool) bool {
 		return false
 	}
 	ss.nextMid = mid
-	in := &inflight{group: s.groupName(), mid: mid, m: q.m, retained: q.retained, due: time.Now().Add(ss.b.opts.AckWait)}
+	in := &inflight{group: s.group, mid: mid, m: q.m, retained: q.retained, due: time.Now().Add(ss.b.opts.AckWait)}
 	s.ack.inflight = append(s.ack.inflight, in)
 	ss.mids[mid] = s
 	return true
@@ -602,7 +595,9 @@ func (ss *session) detach(t transport) {
 	keep := len(ss.subs) > 0 && !ss.b.isClosed()
 	if keep {
 		gen := ss.gen
-		ss.expire = time.AfterFunc(ss.b.opts.SessionTTL, func() { ss.timeout(gen) })
+		ss.expire = time.AfterFunc(ss.b.opts.SessionTTL, func() {
+			ss.b.runRecovered("session expiry", func() { ss.timeout(gen) })
+		})
 	} else {
 		ss.endLocked()
 	}

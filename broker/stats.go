@@ -37,7 +37,11 @@ type Stats struct {
 	SlowConsumers uint64
 	// BadFrames counts client frames answered with bad_frame or bad_topic.
 	BadFrames uint64
-	// Panics counts panics recovered in handlers.
+	// ProtocolErrors counts connections closed for a frame header that
+	// RFC 6455 forbids (1002) or that announced a message over
+	// MaxFrameBytes (1009), refused before it was parsed.
+	ProtocolErrors uint64
+	// Panics counts panics recovered in the broker's goroutines.
 	Panics uint64
 	// QueuedBytes is the sum of the connections' outbound queues now, and
 	// MaxQueuedBytes the largest of them.
@@ -56,6 +60,7 @@ type counters struct {
 	redelivered      atomic.Uint64
 	slowConsumers    atomic.Uint64
 	badFrames        atomic.Uint64
+	protocolErrors   atomic.Uint64
 	panics           atomic.Uint64
 }
 
@@ -73,6 +78,7 @@ func (b *Broker) Stats() Stats {
 		Retained:         b.retained.len(),
 		SlowConsumers:    b.stats.slowConsumers.Load(),
 		BadFrames:        b.stats.badFrames.Load(),
+		ProtocolErrors:   b.stats.protocolErrors.Load(),
 		Panics:           b.stats.panics.Load(),
 	}
 	if b.cluster != nil {

@@ -366,7 +366,10 @@ func (c *Client) dispatch(codec protocol.Codec, f *protocol.Frame) {
 	c.mu.Lock()
 	var targets []*Subscription
 	for _, s := range c.subs {
-		if s.group == f.Group && protocol.Match(s.filter, f.Topic) {
+		// a group delivery names its group's filter (brokers that do not
+		// are matched by the group's name and the topic)
+		if s.group == f.Group && (f.Group != "" && f.Filter != "" && s.filter == f.Filter ||
+			(f.Group == "" || f.Filter == "") && protocol.Match(s.filter, f.Topic)) {
 			targets = append(targets, s)
 			if f.Group != "" {
 				break

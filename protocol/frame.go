@@ -10,6 +10,9 @@ type Frame struct {
 	HasID bool
 	Topic string
 	Group string
+	// Filter is set on msg frames to a queue group member: the group's
+	// filter (a group is its name and its filter).
+	Filter string
 	// Data is the payload as raw bytes of the frame's codec (one complete
 	// JSON or msgpack value); nil when the frame has no data field.
 	Data        []byte
@@ -112,7 +115,7 @@ const (
 // keys, which are skipped.
 func fieldOf(key string) fieldKind {
 	switch key {
-	case "op", "topic", "group", "code", "reason", "session":
+	case "op", "topic", "group", "filter", "code", "reason", "session":
 		return kindString
 	case "id", "inflight", "mid", "dropped":
 		return kindUint
@@ -138,6 +141,8 @@ func knownKey(b []byte) string {
 		return "topic"
 	case "group":
 		return "group"
+	case "filter":
+		return "filter"
 	case "code":
 		return "code"
 	case "reason":
@@ -204,6 +209,8 @@ func (f *Frame) setString(key, v string) {
 		f.Topic = v
 	case "group":
 		f.Group = v
+	case "filter":
+		f.Filter = v
 	case "code":
 		f.Code = v
 	case "reason":

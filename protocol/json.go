@@ -512,6 +512,10 @@ func AppendJSON(dst []byte, f *Frame) []byte {
 		dst = append(dst, `,"group":`...)
 		dst = AppendJSONString(dst, f.Group)
 	}
+	if f.Filter != "" {
+		dst = append(dst, `,"filter":`...)
+		dst = AppendJSONString(dst, f.Filter)
+	}
 	if f.Data != nil {
 		dst = append(dst, `,"data":`...)
 		dst = append(dst, f.Data...)

@@ -390,7 +390,7 @@ func (d *mpDecoder) skip(depth int) *Error {
 // value.
 func AppendMsgpack(dst []byte, f *Frame) []byte {
 	n := 1
-	for _, set := range [...]bool{f.HasID, f.Topic != "", f.Group != "", f.Data != nil, f.Ack,
+	for _, set := range [...]bool{f.HasID, f.Topic != "", f.Group != "", f.Filter != "", f.Data != nil, f.Ack,
 		f.HasInflight, f.Retain, f.HasMid, f.Redelivered, f.Retained, f.Code != "", f.Reason != "", f.Dropped != 0,
 		f.Session != "", f.Session != ""} {
 		if set {
@@ -408,6 +408,9 @@ func AppendMsgpack(dst []byte, f *Frame) []byte {
 	}
 	if f.Group != "" {
 		dst = appendMsgpackKV(dst, "group", f.Group)
+	}
+	if f.Filter != "" {
+		dst = appendMsgpackKV(dst, "filter", f.Filter)
 	}
 	if f.Data != nil {
 		dst = AppendMsgpackString(dst, "data")

@@ -89,10 +89,12 @@ const (
 const (
 	CloseNormal       = 1000
 	CloseGoingAway    = 1001 // broker shutting down
+	CloseProtocol     = 1002 // a frame header RFC 6455 forbids
 	CloseInvalidData  = 1007 // invalid UTF-8 in a text message
 	ClosePolicy       = 1008
 	CloseTooLarge     = 1009 // message over the frame limit
-	CloseInternal     = 1011
+	CloseInternal     = 1011 // a recovered internal error (panic)
+	CloseTryAgain     = 1013 // a limit of the broker's, met between the upgrade and the session
 	CloseIdleTimeout  = 4000 // no traffic (nor pong) within the idle timeout
 	CloseSlowConsumer = 4008 // outbound queue full under the disconnect policy
 	CloseTakenOver    = 4009 // a newer connection resumed the same session
