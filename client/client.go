@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -85,9 +86,10 @@ type Client struct {
 type connection struct {
 	c        *Client
 	ws       *gws.Conn
-	closed   chan struct{} // the read loop ended
-	err      error         // why, set before closed
-	closeErr error         // what gws reported, set before closed
+	closed   chan struct{} // the read loop ended (finish)
+	finished sync.Once
+	err      error // why, set before closed
+	closeErr error // what gws reported, set before closed
 	lastRead atomic.Int64
 	kill     sync.Once
 	frame    protocol.Frame // decoded into by OnMessage, on the read goroutine only
@@ -144,7 +146,7 @@ func Connect(ctx context.Context, rawURL string, opts ...Option) (*Client, error
 	c.conn = conn // so that Subscribe right after Connect uses it
 	c.mu.Unlock()
 	c.setStatus(Connected, nil)
-	go c.run(conn)
+	go c.runGuarded(conn)
 	return c, nil
 }
 
@@ -263,15 +265,20 @@ func (c *Client) dial(ctx context.Context) (*connection, error) {
 		hs = max(time.Until(dl), time.Millisecond)
 	}
 	stopCut := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
+	// every frame header from the server is checked before gws parses it
+	var checked net.Conn = wsframe.NewClientConn(nc, maxFrameBytes)
+	if uncheckedFrames.Load() {
+		checked = nc
+	}
 	ws, resp, err := gws.NewClientFromConn(conn, &gws.ClientOption{
 		Addr:               c.url.String(),
 		RequestHeader:      h,
-		ReadMaxPayloadSize: 64 << 20,
+		ReadMaxPayloadSize: maxFrameBytes,
 		CheckUtf8Enabled:   true,
 		HandshakeTimeout:   hs,
 		Recovery:           gws.Recovery,
 		Logger:             gwsLogger{c},
-	}, nc)
+	}, checked)
 	stopCut()
 	if err != nil {
 		_ = nc.Close()
@@ -283,8 +290,53 @@ func (c *Client) dial(ctx context.Context) (*connection, error) {
 	_ = nc.SetDeadline(time.Time{})
 	conn.ws = ws
 	conn.lastRead.Store(time.Now().UnixNano())
-	go conn.ws.ReadLoop()
+	go conn.readLoop()
 	return conn, nil
+}
+
+// maxFrameBytes bounds a message from the broker.
+const maxFrameBytes = 64 << 20
+
+// uncheckedFrames, for tests only, hands frame headers to gws unchecked.
+var uncheckedFrames atomic.Bool
+
+// readLoop runs gws's read loop; a panic in it ends this connection only
+// (the client reconnects), reported through OnError.
+func (conn *connection) readLoop() {
+	defer func() {
+		if r := recover(); r != nil {
+			conn.close(conn.c.recovered("the read loop", r))
+			conn.finish()
+		}
+	}()
+	conn.ws.ReadLoop()
+}
+
+// recovered logs a panic in one of the client's goroutines, with its
+// stack, reports it through OnError and returns it as an error.
+func (c *Client) recovered(where string, r any) error {
+	err := fmt.Errorf("client: internal error in %s: %v", where, r)
+	c.opts.Logger.Error("client: recovered panic", "where", where, "panic", r, "stack", string(debug.Stack()))
+	c.reportError(err)
+	return err
+}
+
+// guard, deferred in a goroutine of conn's, ends conn after a panic.
+func (conn *connection) guard(where string) {
+	if r := recover(); r != nil {
+		conn.close(conn.c.recovered(where, r))
+	}
+}
+
+// runGuarded is run, and closes the client if run panics (the panic is
+// logged and reported: a client that cannot reconnect says so).
+func (c *Client) runGuarded(conn *connection) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.shutdown(c.recovered("the connection loop", r))
+		}
+	}()
+	c.run(conn)
 }
 
 // run keeps the client connected until Close.
@@ -379,7 +431,7 @@ func (c *Client) serve(conn *connection, first bool) {
 
 	var wg sync.WaitGroup
 	wg.Add(1)
-	go func() { defer wg.Done(); c.keepalive(conn) }()
+	go func() { defer wg.Done(); defer conn.guard("keepalive"); c.keepalive(conn) }()
 	if c.opts.NoSession {
 		c.epoch.Add(1) // every connection is a new session
 	}
@@ -392,7 +444,7 @@ func (c *Client) serve(conn *connection, first bool) {
 	}
 	c.out.rewind()
 	wg.Add(1)
-	go func() { defer wg.Done(); c.writeLoop(conn) }()
+	go func() { defer wg.Done(); defer conn.guard("the write loop"); c.writeLoop(conn) }()
 	<-conn.closed
 	c.out.wake()
 	wg.Wait()
@@ -616,8 +668,15 @@ func (conn *connection) OnClose(_ *gws.Conn, err error) {
 	if errors.As(err, &ce) && conn.err == err {
 		conn.err = fmt.Errorf("client: closed by the broker: %d %s", ce.Code, ce.Reason)
 	}
-	close(conn.closed)
+	var refused *wsframe.Error
+	if errors.As(err, &refused) && conn.err == err {
+		conn.err = fmt.Errorf("client: the broker sent a frame it must not: %s", refused.Reason)
+	}
+	conn.finish()
 }
+
+// finish marks the read loop ended.
+func (conn *connection) finish() { conn.finished.Do(func() { close(conn.closed) }) }
 func (conn *connection) OnPing(socket *gws.Conn, p []byte) {
 	conn.lastRead.Store(time.Now().UnixNano())
 	socket.WriteAsync(gws.OpcodePong, p, nil)
@@ -685,7 +744,7 @@ func (c *Client) request(ctx context.Context, frame func(id uint64) []byte) (*pr
 	c.mu.Unlock()
 	// written on its own goroutine: a write stuck on a dead link must not
 	// hold the caller past ctx (the keepalive ends such a connection)
-	go conn.write(frame(id))
+	go func() { defer conn.guard("a request"); _ = conn.write(frame(id)) }()
 	select {
 	case f, ok := <-ch:
 		if !ok {
