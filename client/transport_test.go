@@ -60,23 +60,10 @@ func (s *hostileServer) accept() {
 }
 
 func (s *hostileServer) serve(nc net.Conn) {
-	_ = nc.SetDeadline(time.Now().Add(5 * time.Second))
+	if err := handshake(nc, s.frames); err != nil {
+		return
+	}
 	br := bufio.NewReader(nc)
-	req, err := http.ReadRequest(br)
-	if err != nil {
-		return
-	}
-	h := sha1.Sum([]byte(req.Header.Get("Sec-WebSocket-Key") + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
-	resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Accept: " + base64.StdEncoding.EncodeToString(h[:]) + "\r\n"
-	if p := req.Header.Get("Sec-WebSocket-Protocol"); p != "" {
-		resp += "Sec-WebSocket-Protocol: " + strings.TrimSpace(strings.Split(p, ",")[0]) + "\r\n"
-	}
-	// the response and the hostile frames in one write: the client reads
-	// them together
-	if _, err := nc.Write(append([]byte(resp+"\r\n"), s.frames...)); err != nil {
-		return
-	}
 	// what the client answers: masked frames, until its close frame
 	for {
 		var hdr [2]byte
@@ -122,6 +109,25 @@ func (s *hostileServer) serve(nc net.Conn) {
 			return
 		}
 	}
+}
+
+// handshake reads a WebSocket upgrade request from nc and answers it,
+// writing frames right after the response, in the same write (the client
+// reads them together).
+func handshake(nc net.Conn, frames []byte) error {
+	_ = nc.SetDeadline(time.Now().Add(5 * time.Second))
+	req, err := http.ReadRequest(bufio.NewReader(nc)) // the client waits for the answer: nothing is read past the request
+	if err != nil {
+		return err
+	}
+	h := sha1.Sum([]byte(req.Header.Get("Sec-WebSocket-Key") + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+	resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Accept: " + base64.StdEncoding.EncodeToString(h[:]) + "\r\n"
+	if p := req.Header.Get("Sec-WebSocket-Protocol"); p != "" {
+		resp += "Sec-WebSocket-Protocol: " + strings.TrimSpace(strings.Split(p, ",")[0]) + "\r\n"
+	}
+	_, err = nc.Write(append([]byte(resp+"\r\n"), frames...))
+	return err
 }
 
 // hostileServerFrames are frames a server must not send, with the close
