@@ -736,3 +736,35 @@ func TestSessionLimit(t *testing.T) {
 	again.expect("session")
 	dial(t, url).alive() // and connections without one are unaffected
 }
+
+// The session limit is exact: connections asking for new sessions at the
+// same moment get exactly MaxSessions of them, the rest 503.
+func TestSessionLimitExactUnderConcurrency(t *testing.T) {
+	const limit, tries = 100, 400 // enough at once that a check apart from the registration lets some through
+	b, url := startBroker(t, broker.Options{MaxSessions: limit})
+	var wg sync.WaitGroup
+	var ok, refused atomic.Int32
+	start := make(chan struct{})
+	for i := 0; i < tries; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			_, resp, err := tryDial(t, fmt.Sprintf("%s?session=s-%d", url, i), dialOpts{})
+			switch {
+			case err == nil:
+				ok.Add(1)
+			case resp != nil && resp.StatusCode == 503:
+				refused.Add(1)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if ok.Load() != limit || refused.Load() != tries-limit {
+		t.Fatalf("%d sessions made, %d refused with 503; want %d and %d", ok.Load(), refused.Load(), limit, tries-limit)
+	}
+	if n := b.Stats().Sessions; n != limit {
+		t.Fatalf("the broker holds %d sessions, want %d", n, limit)
+	}
+}

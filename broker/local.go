@@ -78,10 +78,10 @@ func (b *Broker) Subscribe(filter string, handler Handler, opts ...SubOption) (*
 		return nil, fmt.Errorf("ferry: Subscribe: nil handler")
 	}
 	if err := protocol.ValidateFilter(filter, b.opts.MaxTopicBytes); err != nil {
-		return nil, fmt.Errorf("%w: %s", ErrBadTopic, err.Reason)
+		return nil, fmt.Errorf("%w (%w)", ErrBadTopic, err)
 	}
 	if err := validateGroup(o.group, b.opts.MaxTopicBytes); err != nil {
-		return nil, fmt.Errorf("%w: %s", ErrBadTopic, err.Reason)
+		return nil, fmt.Errorf("%w (%w)", ErrBadTopic, err)
 	}
 	window := o.inflight
 	if window <= 0 {
@@ -103,7 +103,7 @@ func (b *Broker) Subscribe(filter string, handler Handler, opts ...SubOption) (*
 	go s.run()
 	if perr != nil {
 		s.Unsubscribe()
-		return nil, fmt.Errorf("ferry: Subscribe: %s", perr.Reason)
+		return nil, fmt.Errorf("ferry: Subscribe: %w", perr)
 	}
 	sub.activate(retained)
 	return s, nil

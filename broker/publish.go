@@ -169,7 +169,7 @@ func (b *Broker) route(ctx context.Context, d *delivery, retain, confirm bool) *
 	}
 	m := ClusterMessage{Topic: d.topic, Data: d.data, Codec: d.codec, Retain: retain}
 	if err := b.cluster.Publish(ctx, m, confirm); errors.Is(err, ErrNotConfirmed) {
-		return protocol.Errorf(protocol.CodeInternal, "pub: %v", err)
+		return protocol.Wrap(protocol.CodeInternal, "pub: ", err)
 	} else if err != nil {
 		// the cluster is unreachable: this node's subscribers still get it
 		b.log.Debug("ferry: cluster publish failed, delivering locally", "err", err)
@@ -294,7 +294,7 @@ func (b *Broker) Publish(ctx context.Context, m Message) error {
 		return ErrClosed
 	}
 	if err := protocol.ValidateTopic(m.Topic, b.opts.MaxTopicBytes); err != nil {
-		return fmt.Errorf("%w: %s", ErrBadTopic, err.Reason)
+		return fmt.Errorf("%w (%w)", ErrBadTopic, err)
 	}
 	if len(m.Data) > b.opts.MaxFrameBytes {
 		return fmt.Errorf("%w: data is %d bytes, over the frame limit of %d", ErrTooLarge, len(m.Data), b.opts.MaxFrameBytes)
@@ -306,9 +306,9 @@ func (b *Broker) Publish(ctx context.Context, m Message) error {
 	defer d.release()
 	if err := b.route(ctx, d, m.Retain, true); err != nil {
 		if err.Code == protocol.CodeLimit {
-			return fmt.Errorf("%w: %s", ErrLimit, err.Reason)
+			return fmt.Errorf("%w (%w)", ErrLimit, err)
 		}
-		return fmt.Errorf("ferry: %s", err.Reason)
+		return fmt.Errorf("ferry: %w", err)
 	}
 	return nil
 }

@@ -473,6 +473,9 @@ func (ss *session) nack(t transport, mid uint64) bool {
 	}
 	a := s.ack
 	i := slices.IndexFunc(a.inflight, func(in *inflight) bool { return in.mid == mid })
+	if i < 0 {
+		return false // not out now (as in ack): nothing to deliver again
+	}
 	in := a.inflight[i]
 	// a nack while the connection's queue is full is ignored: the ack
 	// wait brings the message back

@@ -691,7 +691,7 @@ func (conn *connection) OnMessage(_ *gws.Conn, m *gws.Message) {
 	}
 	f := &conn.frame // reused: a topic seen in the frame before is not allocated again
 	if err := protocol.DecodeAny(codec, m.Bytes(), f); err != nil {
-		conn.c.reportError(fmt.Errorf("client: undecodable frame from the broker: %s", err.Reason))
+		conn.c.reportError(fmt.Errorf("client: undecodable frame from the broker: %w", err))
 		return
 	}
 	conn.c.handleFrame(codec, f)

@@ -112,9 +112,21 @@ const (
 type Error struct {
 	Code   string
 	Reason string
+	// Err is the cause, when another error led to this one (errors.Is
+	// and errors.As reach it).
+	Err error
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Reason }
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Wrap returns a protocol error with code whose reason is prefix and err's
+// text, and whose cause is err.
+func Wrap(code, prefix string, err error) *Error {
+	return &Error{Code: code, Reason: prefix + err.Error(), Err: err}
+}
 
 // Errorf returns a protocol error with a formatted reason.
 func Errorf(code, format string, args ...any) *Error {

@@ -127,6 +127,7 @@ type serveConfig struct {
 	logFormat       string
 	shutdownTimeout time.Duration
 	policy          string
+	origins         string
 	cpuprofile      string
 	opts            broker.Options
 }
@@ -159,6 +160,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.IntVar(&cfg.opts.MaxSessions, "max-sessions", broker.DefaultMaxSessions, "most sessions with an id held at once")
 	fs.IntVar(&cfg.opts.MaxRetained, "max-retained", broker.DefaultMaxRetained, "most retained messages (one per topic)")
 	fs.IntVar(&cfg.opts.MaxRetainedBytes, "max-retained-bytes", broker.DefaultMaxRetainedBytes, "bound of all retained messages, in bytes")
+	fs.StringVar(&cfg.origins, "allowed-origins", "", "browser origins that may connect: comma-separated origins and globs (https://*.example.com), * for all (default: pages from the broker's own host only)")
 	fs.StringVar(&cfg.nats, "nats", "", "join a cluster through NATS: comma-separated server URLs (nats://h1:4222,nats://h2:4222)")
 	fs.StringVar(&cfg.natsPrefix, "nats-prefix", natscluster.DefaultPrefix, "first token of ferry's NATS subjects")
 	fs.StringVar(&cfg.natsCreds, "nats-creds", "", "NATS credentials file")
@@ -180,6 +182,11 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 		return nil, fmt.Errorf("--slow-consumer: %w", err)
 	}
 	cfg.opts.SlowConsumer = p
+	for _, o := range strings.Split(cfg.origins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			cfg.opts.AllowedOrigins = append(cfg.opts.AllowedOrigins, o)
+		}
+	}
 	if cfg.opts.HandshakeTimeout <= 0 {
 		return nil, fmt.Errorf("--handshake-timeout %v: must be positive", cfg.opts.HandshakeTimeout)
 	}
