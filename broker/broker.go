@@ -34,7 +34,6 @@ type Broker struct {
 	// upgraders[1+codec] echoes that codec's subprotocol.
 	upgraders [1 + protocol.NumCodecs]*gws.Upgrader
 
-	handling sync.RWMutex // read-held while a connection handles a frame
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
 	locals   map[*Subscription]struct{}
@@ -499,33 +498,37 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 		}
 	}
 
-	// no frame is handled from now on (b.closed); wait for those being
-	// handled, so that every publish acknowledged so far is in the queues
-	b.handling.Lock()
-	b.handling.Unlock() //lint:ignore SA2001 the lock is taken only to wait for the readers
-	conns := b.snapshotConns()
-	for _, c := range conns {
-		// what acknowledged subscriptions still queue is sent now, beyond
-		// their windows: the broker cannot keep it
-		if c.sess != nil {
-			c.sess.flush(c)
-		}
-		c.closeWith(protocol.CloseGoingAway, "broker shutting down", false)
-	}
-	for _, s := range locals {
-		s.Unsubscribe()
-	}
-	if b.cluster != nil {
-		if err := b.cluster.Close(); err != nil {
-			b.log.Warn("ferry: leaving the cluster", "err", err)
-		}
-	}
+	// the rest may wait (for frames being handled, queues to drain, the
+	// cluster to close): ctx bounds it all
 	finished := make(chan struct{})
 	go func() {
+		defer close(finished)
+		// no frame is handled from now on (b.closed); wait for those being
+		// handled, so that every publish acknowledged so far is in the queues
+		conns := b.snapshotConns()
+		for _, c := range conns {
+			c.handling.Lock()
+			c.handling.Unlock() //lint:ignore SA2001 the lock is taken only to wait for the reader
+		}
+		for _, c := range conns {
+			// what acknowledged subscriptions still queue is sent now,
+			// beyond their windows: the broker cannot keep it
+			if c.sess != nil {
+				c.sess.flush(c)
+			}
+			c.closeWith(protocol.CloseGoingAway, "broker shutting down", false)
+		}
+		for _, s := range locals {
+			s.Unsubscribe()
+		}
+		if b.cluster != nil {
+			if err := b.cluster.Close(); err != nil {
+				b.log.Warn("ferry: leaving the cluster", "err", err)
+			}
+		}
 		b.connWG.Wait()
 		b.bgWG.Wait()
 		b.lingers.wg.Wait()
-		close(finished)
 	}()
 	select {
 	case <-finished:
@@ -535,8 +538,9 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 			c.nc.forceClose()
 		}
 		b.lingers.closeAll()
-		// connections end at once now; in-process handlers that are still
-		// running are left to finish on their own
+		// connections end at once now (a reader waiting for room in a
+		// queue is woken as its socket closes); in-process handlers that
+		// are still running, and the cluster's close, finish on their own
 		b.connWG.Wait()
 		b.lingers.wg.Wait()
 		return ctx.Err()

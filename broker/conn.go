@@ -36,6 +36,7 @@ type conn struct {
 	lastRead    atomic.Int64 // unix nanos of the last inbound frame
 	deadlineSet int64        // read goroutine only: when the read deadline was last pushed out
 	closing     atomic.Bool  // a close frame is queued: inbound frames are ignored
+	handling    sync.Mutex   // held by the reader while it handles a frame (Shutdown waits on it)
 	cleanupOnce sync.Once
 }
 
@@ -267,10 +268,11 @@ func (h handler) OnMessage(socket *gws.Conn, msg *gws.Message) {
 	c := connOf(socket)
 	defer msg.Close()
 	defer h.b.recoverPanic(c, "message")
-	// Shutdown waits for frames being handled (handling's write lock)
-	// after it stopped connections from handling new ones
-	h.b.handling.RLock()
-	defer h.b.handling.RUnlock()
+	// Shutdown waits for the frame being handled (c.handling) after it
+	// stopped connections from handling new ones (b.closed): a lock of the
+	// connection's own, which only its reader takes otherwise
+	c.handling.Lock()
+	defer c.handling.Unlock()
 	if c.closing.Load() || h.b.isClosed() {
 		return // closing: what the client sends now is ignored
 	}

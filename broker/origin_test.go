@@ -75,7 +75,7 @@ func TestAllowedOrigins(t *testing.T) {
 		{"", 101},
 		{"https://app.example.com", 101},
 		{"https://app.example.com:443", 101},
-		{"http://app.example.com", 403},      // scheme compared
+		{"http://app.example.com", 403},       // scheme compared
 		{"https://app.example.com:8443", 403}, // port compared
 		{"https://a.example.org", 101},
 		{"https://a.b.example.org", 101}, // any depth

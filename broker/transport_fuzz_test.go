@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -80,6 +79,7 @@ func FuzzBrokerTransport(f *testing.F) {
 		_ = srv.Shutdown(sctx)
 		_ = b.Shutdown(sctx)
 	})
+	mem := testutil.NewHeapBound(256 << 20)
 	f.Fuzz(func(t *testing.T, codec uint8, in []byte) {
 		nc, err := rawHandshake(addr, []string{"", "ferry.v1.json", "ferry.v1.msgpack"}[codec%3])
 		if err != nil {
@@ -98,11 +98,7 @@ func FuzzBrokerTransport(f *testing.F) {
 			}
 			time.Sleep(time.Millisecond)
 		}
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		if ms.HeapInuse > 512<<20 {
-			t.Fatalf("heap in use %d MiB", ms.HeapInuse>>20)
-		}
+		mem.Check(t)
 		if p := b.Stats().Panics; p != 0 {
 			t.Fatalf("%d panics recovered", p)
 		}

@@ -5,12 +5,12 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"runtime"
 	"testing"
 	"time"
 
 	"github.com/ferry-io/ferry/broker"
 	"github.com/ferry-io/ferry/client"
+	"github.com/ferry-io/ferry/internal/testutil"
 )
 
 // clientTransportSeeds are frames a server might send: valid ones,
@@ -69,6 +69,7 @@ func FuzzClientTransport(f *testing.F) {
 	}
 	f.Cleanup(func() { _ = ln.Close() })
 	url := "ws://" + ln.Addr().String() + "/ws"
+	mem := testutil.NewHeapBound(256 << 20)
 	f.Fuzz(func(t *testing.T, in []byte) {
 		served := make(chan struct{})
 		go func() {
@@ -107,10 +108,6 @@ func FuzzClientTransport(f *testing.F) {
 		}
 		_ = c.Close()
 		roundTrip(t, good, "alive/fuzz")
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		if ms.HeapInuse > 512<<20 {
-			t.Fatalf("heap in use %d MiB", ms.HeapInuse>>20)
-		}
+		mem.Check(t)
 	})
 }

@@ -4,6 +4,7 @@ package testutil
 import (
 	"net"
 	"net/http"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -33,4 +34,37 @@ func Serve(t testing.TB, h http.Handler) (string, *http.Server) {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	return ln.Addr().String(), srv
+}
+
+// HeapBound checks, every so often, that the live heap has not grown by
+// more than a bound since it was made: for fuzz targets, whose inputs must
+// not make the process keep memory.
+type HeapBound struct {
+	base, bound uint64
+	n           int
+}
+
+// NewHeapBound records the live heap now (after a collection).
+func NewHeapBound(bound uint64) *HeapBound {
+	return &HeapBound{base: liveHeap(), bound: bound}
+}
+
+// Check fails t if the live heap grew past the bound. It collects garbage
+// to measure, so it measures only on every 64th call (and the first).
+func (h *HeapBound) Check(t testing.TB) {
+	t.Helper()
+	h.n++
+	if h.n%64 != 1 {
+		return
+	}
+	if live := liveHeap(); live > h.base+h.bound {
+		t.Fatalf("live heap %d MiB, %d MiB more than at the start", live>>20, (live-h.base)>>20)
+	}
+}
+
+func liveHeap() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
 }
