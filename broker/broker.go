@@ -80,7 +80,7 @@ func New(opts Options) (*Broker, error) {
 			CheckUtf8Enabled:   true,
 			HandshakeTimeout:   o.HandshakeTimeout,
 			Recovery:           gws.Recovery,
-			Logger:             gwsLogger{b.log},
+			Logger:             wsframe.Logger{Logger: b.log},
 			NewSession:         func() gws.SessionStorage { return &conn{} },
 		}
 		if i > 0 {
@@ -104,10 +104,6 @@ func New(opts Options) (*Broker, error) {
 	}
 	return b, nil
 }
-
-type gwsLogger struct{ l *slog.Logger }
-
-func (g gwsLogger) Error(v ...any) { g.l.Error(fmt.Sprint(v...)) }
 
 // ServeHTTP upgrades a WebSocket request. Requests that are not WebSocket
 // upgrades, or that offer only subprotocols other than ferry's, are refused

@@ -277,7 +277,7 @@ func (c *Client) dial(ctx context.Context) (*connection, error) {
 		CheckUtf8Enabled:   true,
 		HandshakeTimeout:   hs,
 		Recovery:           gws.Recovery,
-		Logger:             gwsLogger{c},
+		Logger:             wsframe.Logger{Logger: c.opts.Logger},
 	}, checked)
 	stopCut()
 	if err != nil {
@@ -835,7 +835,3 @@ func (c *Client) Drain(ctx context.Context) error {
 	}
 	return c.out.waitEmpty(ctx)
 }
-
-type gwsLogger struct{ c *Client }
-
-func (g gwsLogger) Error(v ...any) { g.c.opts.Logger.Error(fmt.Sprint(v...)) }

@@ -3,6 +3,8 @@ package wsframe
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"fmt"
+	"log/slog"
 	"net"
 	"sync/atomic"
 )
@@ -52,3 +54,9 @@ func (c *ClientConn) Write(p []byte) (int, error) {
 	}
 	return c.Conn.Write(p)
 }
+
+// Logger is gws's logger (its Logger option) writing to a slog.Logger.
+type Logger struct{ *slog.Logger }
+
+// Error logs v at error level.
+func (l Logger) Error(v ...any) { l.Logger.Error(fmt.Sprint(v...)) }
