@@ -69,6 +69,7 @@ type Cluster struct {
 	seq   uint64
 
 	mu     sync.Mutex
+	closed bool
 	direct map[string][]*nats.Subscription    // filter → subscriptions
 	groups map[[2]string][]*nats.Subscription // (filter, group) → queue subscriptions
 	subGrp map[*nats.Subscription][2]string   // queue subscription → its group
@@ -159,9 +160,14 @@ func (c *Cluster) Start(n broker.ClusterNode) error {
 	return nil
 }
 
-// Close implements broker.Cluster.
+// Close implements broker.Cluster. Calls after the first do nothing.
 func (c *Cluster) Close() error {
 	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
 	subs := append([]*nats.Subscription(nil), c.sys...)
 	for _, ss := range c.direct {
 		subs = append(subs, ss...)
@@ -177,7 +183,7 @@ func (c *Cluster) Close() error {
 	}
 	close(c.done)
 	c.wg.Wait()
-	if c.owned {
+	if c.owned && c.nc != nil {
 		c.nc.Close()
 	}
 	return nil
@@ -258,6 +264,9 @@ func (c *Cluster) Publish(ctx context.Context, m broker.ClusterMessage, confirm 
 func (c *Cluster) Interest(filter string, on bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
 	if !on {
 		for _, s := range c.direct[filter] {
 			_ = s.Unsubscribe()
@@ -280,6 +289,9 @@ func (c *Cluster) Group(filter, name string, on bool) {
 	k := [2]string{filter, name}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
 	if !on {
 		for _, s := range c.groups[k] {
 			_ = s.Unsubscribe()
