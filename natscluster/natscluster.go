@@ -73,8 +73,11 @@ type Cluster struct {
 	direct map[string][]*nats.Subscription    // filter → subscriptions
 	groups map[[2]string][]*nats.Subscription // (filter, group) → queue subscriptions
 	subGrp map[*nats.Subscription][2]string   // queue subscription → its group
-	last   map[string]uint64                  // dedupe: last sequence per origin (and group)
 	sys    []*nats.Subscription
+
+	// dispatch only
+	last      *dedupe   // last sequence per origin (and group)
+	skipLogAt time.Time // when a message that is not ferry's was last logged
 
 	sent, received, localOnly, dropped atomic.Uint64
 }
@@ -110,7 +113,7 @@ func New(o Options) (*Cluster, error) {
 		direct: make(map[string][]*nats.Subscription),
 		groups: make(map[[2]string][]*nats.Subscription),
 		subGrp: make(map[*nats.Subscription][2]string),
-		last:   make(map[string]uint64),
+		last:   newDedupe(dedupeMax, dedupeTTL),
 	}, nil
 }
 
@@ -328,22 +331,26 @@ func (c *Cluster) dispatch() {
 			}
 			topic, ok := c.topic(m.Subject)
 			if !ok {
+				c.skip(m, "subject is no topic's")
+				continue
+			}
+			key := m.Header.Get(hOrigin)
+			seq, err := strconv.ParseUint(m.Header.Get(hSeq), 10, 64)
+			if key == "" || err != nil || seq == 0 {
+				c.skip(m, "no "+hOrigin+" and "+hSeq+" headers")
 				continue
 			}
 			c.mu.Lock()
 			g, isGroup := c.subGrp[m.Sub]
 			c.mu.Unlock()
-			key := m.Header.Get(hOrigin)
 			if isGroup {
 				key += "\x00" + g[0] + "\x00" + g[1]
 			}
-			seq, _ := strconv.ParseUint(m.Header.Get(hSeq), 10, 64)
 			// overlapping subscriptions bring a message more than once, in
 			// order: deliver it the first time
-			if seq <= c.last[key] {
+			if !c.last.fresh(key, seq, time.Now()) {
 				continue
 			}
-			c.last[key] = seq
 			c.received.Add(1)
 			cm := broker.ClusterMessage{Topic: topic, Data: m.Data, Codec: codec}
 			if isGroup {
@@ -352,6 +359,15 @@ func (c *Cluster) dispatch() {
 				c.node.Deliver(cm)
 			}
 		}
+	}
+}
+
+// skip logs, at debug and at most once a minute, a message on ferry's
+// subjects that no ferry node sent.
+func (c *Cluster) skip(m *nats.Msg, reason string) {
+	if now := time.Now(); now.Sub(c.skipLogAt) >= time.Minute {
+		c.skipLogAt = now
+		c.log.Debug("natscluster: skipped a message that is not ferry's (more are not logged for a minute)", "subject", m.Subject, "reason", reason)
 	}
 }
 
