@@ -37,6 +37,10 @@ type Stats struct {
 	SlowConsumers uint64
 	// BadFrames counts client frames answered with bad_frame or bad_topic.
 	BadFrames uint64
+	// ClusterRejected counts messages and retained values from the cluster
+	// dropped because a client could not have published them (see
+	// ClusterNode).
+	ClusterRejected uint64
 	// Panics counts panics recovered in handlers.
 	Panics uint64
 	// QueuedBytes is the sum of the connections' outbound queues now, and
@@ -57,6 +61,8 @@ type counters struct {
 	slowConsumers    atomic.Uint64
 	badFrames        atomic.Uint64
 	panics           atomic.Uint64
+	clusterRejected  atomic.Uint64
+	clusterRejectLog atomic.Int64 // unix ns of the last log of a rejection
 }
 
 // Stats returns a snapshot of the broker's counters.
@@ -73,6 +79,7 @@ func (b *Broker) Stats() Stats {
 		Retained:         b.retained.len(),
 		SlowConsumers:    b.stats.slowConsumers.Load(),
 		BadFrames:        b.stats.badFrames.Load(),
+		ClusterRejected:  b.stats.clusterRejected.Load(),
 		Panics:           b.stats.panics.Load(),
 	}
 	if b.cluster != nil {

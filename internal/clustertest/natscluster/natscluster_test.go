@@ -42,6 +42,13 @@ type node struct {
 
 func startNode(t testing.TB, urls ...string) *node {
 	t.Helper()
+	return startNodeWith(t, broker.Options{}, urls...)
+}
+
+// startNodeWith is startNode with broker options (Cluster and Logger are
+// set here).
+func startNodeWith(t testing.TB, bo broker.Options, urls ...string) *node {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cl, err := natscluster.New(natscluster.Options{URLs: urls, Logger: log, SnapshotTimeout: 500 * time.Millisecond,
 		// each node stays on its first server while it is up
@@ -49,7 +56,8 @@ func startNode(t testing.TB, urls ...string) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := broker.New(broker.Options{Cluster: cl, Logger: log})
+	bo.Cluster, bo.Logger = cl, log
+	b, err := broker.New(bo)
 	if err != nil {
 		t.Fatal(err)
 	}
