@@ -63,6 +63,12 @@ type ClusterStatus struct {
 	Received  uint64 `json:"received"`
 	LocalOnly uint64 `json:"local_only"`
 	Dropped   uint64 `json:"dropped"`
+	// SubscribeErrors counts subscriptions of this node's filters and
+	// groups that the cluster failed to make or refused; Missing is how
+	// many filters and groups lack theirs now: their subscribers get only
+	// what is published on this node.
+	SubscribeErrors uint64 `json:"subscribe_errors"`
+	Missing         int    `json:"missing"`
 }
 
 // ClusterNode is how a Cluster hands messages to its broker.

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -73,13 +74,16 @@ type Cluster struct {
 	direct map[string][]*nats.Subscription    // filter → subscriptions
 	groups map[[2]string][]*nats.Subscription // (filter, group) → queue subscriptions
 	subGrp map[*nats.Subscription][2]string   // queue subscription → its group
-	sys    []*nats.Subscription
+	// missing holds the (filter, group) pairs (group "" for plain
+	// subscriptions) whose NATS subscription failed or NATS refused
+	missing map[[2]string]struct{}
+	sys     []*nats.Subscription
 
 	// dispatch only
 	last      *dedupe   // last sequence per origin (and group)
 	skipLogAt time.Time // when a message that is not ferry's was last logged
 
-	sent, received, localOnly, dropped atomic.Uint64
+	sent, received, localOnly, dropped, subErrors atomic.Uint64
 }
 
 var _ broker.Cluster = (*Cluster)(nil)
@@ -105,15 +109,16 @@ func New(o Options) (*Cluster, error) {
 		o.Logger = slog.Default()
 	}
 	return &Cluster{
-		opts:   o,
-		log:    o.Logger,
-		origin: nats.NewInbox()[len(nats.InboxPrefix):],
-		ch:     make(chan *nats.Msg, o.Buffer),
-		done:   make(chan struct{}),
-		direct: make(map[string][]*nats.Subscription),
-		groups: make(map[[2]string][]*nats.Subscription),
-		subGrp: make(map[*nats.Subscription][2]string),
-		last:   newDedupe(dedupeMax, dedupeTTL),
+		opts:    o,
+		log:     o.Logger,
+		origin:  nats.NewInbox()[len(nats.InboxPrefix):],
+		ch:      make(chan *nats.Msg, o.Buffer),
+		done:    make(chan struct{}),
+		direct:  make(map[string][]*nats.Subscription),
+		groups:  make(map[[2]string][]*nats.Subscription),
+		subGrp:  make(map[*nats.Subscription][2]string),
+		missing: make(map[[2]string]struct{}),
+		last:    newDedupe(dedupeMax, dedupeTTL),
 	}, nil
 }
 
@@ -137,6 +142,9 @@ func (c *Cluster) Start(n broker.ClusterNode) error {
 			nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 				if errors.Is(err, nats.ErrSlowConsumer) {
 					c.dropped.Add(1)
+				}
+				if errors.Is(err, nats.ErrPermissionViolation) && c.refused(err) {
+					return
 				}
 				c.log.Warn("natscluster: NATS error", "err", err)
 			}),
@@ -198,12 +206,16 @@ func (c *Cluster) Connected() bool { return c.nc != nil && c.nc.IsConnected() }
 // Status implements broker.Cluster.
 func (c *Cluster) Status() broker.ClusterStatus {
 	s := broker.ClusterStatus{
-		Connected: c.Connected(),
-		Sent:      c.sent.Load(),
-		Received:  c.received.Load(),
-		LocalOnly: c.localOnly.Load(),
-		Dropped:   c.dropped.Load(),
+		Connected:       c.Connected(),
+		Sent:            c.sent.Load(),
+		Received:        c.received.Load(),
+		LocalOnly:       c.localOnly.Load(),
+		Dropped:         c.dropped.Load(),
+		SubscribeErrors: c.subErrors.Load(),
 	}
+	c.mu.Lock()
+	s.Missing = len(c.missing)
+	c.mu.Unlock()
 	if s.Connected {
 		s.Server = c.nc.ConnectedUrlRedacted()
 	}
@@ -270,17 +282,19 @@ func (c *Cluster) Interest(filter string, on bool) {
 	if c.closed {
 		return
 	}
+	k := [2]string{filter, ""}
 	if !on {
 		for _, s := range c.direct[filter] {
 			_ = s.Unsubscribe()
 		}
 		delete(c.direct, filter)
+		delete(c.missing, k)
 		return
 	}
 	for _, subj := range c.filterSubjects(filter) {
 		s, err := c.nc.ChanSubscribe(subj, c.ch)
 		if err != nil {
-			c.log.Error("natscluster: subscribe", "subject", subj, "err", err)
+			c.failed(k, subj, err)
 			continue
 		}
 		c.direct[filter] = append(c.direct[filter], s)
@@ -301,17 +315,79 @@ func (c *Cluster) Group(filter, name string, on bool) {
 			delete(c.subGrp, s)
 		}
 		delete(c.groups, k)
+		delete(c.missing, k)
 		return
 	}
 	for _, subj := range c.filterSubjects(filter) {
 		s, err := c.nc.ChanQueueSubscribe(subj, queueName(filter, name), c.ch)
 		if err != nil {
-			c.log.Error("natscluster: queue subscribe", "subject", subj, "err", err)
+			c.failed(k, subj, err)
 			continue
 		}
 		c.groups[k] = append(c.groups[k], s)
 		c.subGrp[s] = k
 	}
+}
+
+// failed records that the subscription of k (a filter and a group, "" for
+// none) on subject could not be made; c.mu is held.
+func (c *Cluster) failed(k [2]string, subject string, err error) {
+	c.subErrors.Add(1)
+	c.missing[k] = struct{}{}
+	c.log.Error("natscluster: subscribe failed; the filter gets only this node's messages",
+		"filter", k[0], "group", k[1], "subject", subject, "err", err)
+}
+
+// subscribedOn returns the filter and group (or "") of this node's
+// subscription on subject in queue (or ""); c.mu is held.
+func (c *Cluster) subscribedOn(subject, queue string) ([2]string, bool) {
+	for k, ss := range c.groups {
+		for _, s := range ss {
+			if s.Subject == subject && s.Queue == queue {
+				return k, true
+			}
+		}
+	}
+	if queue == "" {
+		for f, ss := range c.direct {
+			for _, s := range ss {
+				if s.Subject == subject {
+					return [2]string{f, ""}, true
+				}
+			}
+		}
+	}
+	return [2]string{}, false
+}
+
+// The subject and queue of a subscription NATS refused, in its error.
+var (
+	refusedSubject = regexp.MustCompile(`Subscription to "(\S+)"`)
+	refusedQueue   = regexp.MustCompile(`using queue "(\S+)"`)
+)
+
+// refused records the subscription a permissions violation names, if it
+// is one of this node's filters or groups, and reports whether it was.
+func (c *Cluster) refused(err error) bool {
+	m := refusedSubject.FindStringSubmatch(err.Error())
+	if m == nil {
+		return false
+	}
+	var queue string
+	if q := refusedQueue.FindStringSubmatch(err.Error()); q != nil {
+		queue = q[1]
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k, ok := c.subscribedOn(m[1], queue)
+	if !ok {
+		return false
+	}
+	c.subErrors.Add(1)
+	c.missing[k] = struct{}{}
+	c.log.Error("natscluster: NATS refused a subscription; the filter gets only this node's messages",
+		"filter", k[0], "group", k[1], "subject", m[1], "err", err)
+	return true
 }
 
 // dispatch hands incoming messages to the broker, in the order NATS

@@ -31,12 +31,15 @@ type NATSOptions struct {
 	// Cluster opens a route listener on a free port of 127.0.0.1 so that
 	// other servers can join this one; set when Routes is set.
 	Cluster bool
+	// Users, when set, are the only accounts clients may connect with,
+	// each with its permissions.
+	Users []*server.User
 }
 
 // StartNATS runs a NATS server on 127.0.0.1 until the end of the test.
 func StartNATS(t testing.TB, o NATSOptions) *server.Server {
 	t.Helper()
-	so := &server.Options{ServerName: o.Name, Host: "127.0.0.1", Port: o.Port, NoLog: true, NoSigs: true}
+	so := &server.Options{ServerName: o.Name, Host: "127.0.0.1", Port: o.Port, NoLog: true, NoSigs: true, Users: o.Users}
 	if so.ServerName == "" {
 		so.ServerName = "nats"
 	}

@@ -8,7 +8,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -19,16 +21,40 @@ import (
 
 	"github.com/ferry-io/ferry/client"
 	"github.com/ferry-io/ferry/internal/clustertest"
+	"github.com/ferry-io/ferry/internal/testutil"
+	"github.com/nats-io/nats-server/v2/server"
 )
 
-// ferryBinary builds cmd/ferry into the test's temporary directory.
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		_ = os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// ferryBinary builds cmd/ferry once per test run.
 func ferryBinary(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "ferry")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/ferry-io/ferry/cmd/ferry").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
+	buildOnce.Do(func() {
+		if binDir, buildErr = os.MkdirTemp("", "ferry-clustertest"); buildErr != nil {
+			return
+		}
+		out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, "ferry"), "github.com/ferry-io/ferry/cmd/ferry").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
 	}
-	return bin
+	return filepath.Join(binDir, "ferry")
 }
 
 // startFerry runs `ferry serve` on a free port of 127.0.0.1 until the end
@@ -80,6 +106,33 @@ func startFerry(t *testing.T, bin string, args ...string) string {
 	return ""
 }
 
+// health is the JSON of /healthz.
+type health struct {
+	Status string
+	Stats  struct {
+		Cluster *struct {
+			Connected bool   `json:"connected"`
+			Sent      uint64 `json:"sent"`
+			Missing   int    `json:"missing"`
+		}
+	}
+}
+
+// getHealth reads /healthz of the ferry serving wsURL.
+func getHealth(t *testing.T, wsURL string) health {
+	t.Helper()
+	resp, err := http.Get("http" + strings.TrimSuffix(strings.TrimPrefix(wsURL, "ws"), "/ws") + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var h health
+	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
 // TestServeCluster runs two ferry processes joined through a NATS server
 // (in the test process): a message published on one reaches a subscriber
 // on the other, and /healthz reports the cluster.
@@ -118,24 +171,35 @@ func TestServeCluster(t *testing.T) {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	resp, err := http.Get("http" + strings.TrimSuffix(strings.TrimPrefix(a, "ws"), "/ws") + "/healthz")
+	h := getHealth(t, a)
+	if h.Status != "ok" || h.Stats.Cluster == nil || !h.Stats.Cluster.Connected || h.Stats.Cluster.Sent == 0 {
+		t.Fatalf("healthz: %+v %+v", h, h.Stats.Cluster)
+	}
+}
+
+// TestServeHealthMissingSubscription: NATS refuses the subscription of a
+// client's filter (permissions); /healthz says degraded until the client
+// leaves.
+func TestServeHealthMissingSubscription(t *testing.T) {
+	ns := clustertest.StartNATS(t, clustertest.NATSOptions{Users: []*server.User{{Username: "ferry", Password: "pw",
+		Permissions: &server.Permissions{Subscribe: &server.SubjectPermission{Allow: []string{">"}, Deny: []string{"ferry.secret.>"}}}}}})
+	a := startFerry(t, ferryBinary(t), "--nats", ns.ClientURL(), "--nats-user", "ferry", "--nats-password", "pw")
+	ctx := context.Background()
+	c, err := client.Connect(ctx, a)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	var health struct {
-		Status string
-		Stats  struct {
-			Cluster *struct {
-				Connected bool   `json:"connected"`
-				Sent      uint64 `json:"sent"`
-			}
-		}
+	defer c.Close()
+	if h := getHealth(t, a); h.Status != "ok" {
+		t.Fatalf("healthz before: %+v", h)
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&health); err != nil {
+	if _, err := c.Subscribe(ctx, "secret/x", func(*client.Message) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if health.Status != "ok" || health.Stats.Cluster == nil || !health.Stats.Cluster.Connected || health.Stats.Cluster.Sent == 0 {
-		t.Fatalf("healthz: %+v %+v", health, health.Stats.Cluster)
-	}
+	testutil.Eventually(t, 20*time.Second, 10*time.Millisecond, "degraded health", func() bool {
+		h := getHealth(t, a)
+		return strings.HasPrefix(h.Status, "degraded: 1 filters") && h.Stats.Cluster.Missing == 1
+	})
+	_ = c.Close()
+	testutil.Eventually(t, 20*time.Second, 10*time.Millisecond, "health ok again", func() bool { return getHealth(t, a).Status == "ok" })
 }
