@@ -76,13 +76,13 @@ type ClusterStatus struct {
 // The broker checks what arrives as strictly as a client's publish: a valid
 // topic without wildcards of at most Options.MaxTopicBytes, Data one valid
 // value of its codec (JSON also valid UTF-8) of at most
-// Options.MaxFrameBytes. Anything else is
-// dropped and counted (Stats.ClusterRejected), so that whatever else
-// publishes on the cluster's transport cannot send subscribers what a
-// client could not. Topics starting with '$' are accepted: they come from
-// Broker.Publish on another node (the embedding application is the
-// broker), and the cluster's transport cannot tell such a node from any
-// other of its clients.
+// Options.MaxFrameBytes. Anything else is dropped and counted
+// (Stats.ClusterRejected), so that whatever else publishes on the
+// cluster's transport cannot send subscribers what a client could not.
+// Topics starting with '$' are accepted: they come from Broker.Publish on
+// another node (the embedding application is the broker), and the
+// cluster's transport cannot tell such a node from any other of its
+// clients.
 type ClusterNode interface {
 	// Deliver routes a message from the cluster to this node's direct
 	// (non-group) subscriptions.
