@@ -338,13 +338,16 @@ func (c *Cluster) failed(k [2]string, subject string, err error) {
 		"filter", k[0], "group", k[1], "subject", subject, "err", err)
 }
 
-// subscribedOn returns the filter and group (or "") of this node's
-// subscription on subject in queue (or ""); c.mu is held.
-func (c *Cluster) subscribedOn(subject, queue string) ([2]string, bool) {
+// subscribedOn returns the filters and groups ("" for none) of this node
+// with a subscription on subject in queue (or none); c.mu is held. NATS
+// permissions are per subject, so a refusal applies to all of them.
+func (c *Cluster) subscribedOn(subject, queue string) [][2]string {
+	var ks [][2]string
 	for k, ss := range c.groups {
 		for _, s := range ss {
 			if s.Subject == subject && s.Queue == queue {
-				return k, true
+				ks = append(ks, k)
+				break
 			}
 		}
 	}
@@ -352,12 +355,13 @@ func (c *Cluster) subscribedOn(subject, queue string) ([2]string, bool) {
 		for f, ss := range c.direct {
 			for _, s := range ss {
 				if s.Subject == subject {
-					return [2]string{f, ""}, true
+					ks = append(ks, [2]string{f, ""})
+					break
 				}
 			}
 		}
 	}
-	return [2]string{}, false
+	return ks
 }
 
 // The subject and queue of a subscription NATS refused, in its error.
@@ -379,14 +383,16 @@ func (c *Cluster) refused(err error) bool {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	k, ok := c.subscribedOn(m[1], queue)
-	if !ok {
+	ks := c.subscribedOn(m[1], queue)
+	if len(ks) == 0 {
 		return false
 	}
 	c.subErrors.Add(1)
-	c.missing[k] = struct{}{}
-	c.log.Error("natscluster: NATS refused a subscription; the filter gets only this node's messages",
-		"filter", k[0], "group", k[1], "subject", m[1], "err", err)
+	for _, k := range ks {
+		c.missing[k] = struct{}{}
+		c.log.Error("natscluster: NATS refused a subscription; the filter gets only this node's messages",
+			"filter", k[0], "group", k[1], "subject", m[1], "err", err)
+	}
 	return true
 }
 

@@ -38,18 +38,23 @@ func TestSubscriptionRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	overlap, err := n.b.Subscribe("secret", ignore) // the subject of secret/# without '>'
+	if err != nil {
+		t.Fatal(err)
+	}
 	group, err := n.b.Subscribe("secret/jobs", ignore, broker.WithGroup("w"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "the refusals counted", func() bool {
 		st := n.b.Stats().Cluster
-		return st.SubscribeErrors == 3 && st.Missing == 2
+		return st.SubscribeErrors == 4 && st.Missing == 3
 	})
 	secret.Unsubscribe()
+	overlap.Unsubscribe()
 	group.Unsubscribe()
 	eventually(t, "nothing missing once the subscribers left", func() bool { return n.b.Stats().Cluster.Missing == 0 })
-	if st := n.b.Stats().Cluster; st.SubscribeErrors != 3 || !st.Connected {
+	if st := n.b.Stats().Cluster; st.SubscribeErrors != 4 || !st.Connected {
 		t.Fatalf("cluster status %+v", st)
 	}
 }
