@@ -1,27 +1,24 @@
 module github.com/ferry-io/ferry
 
+// ferry's own code needs go 1.24 (slog.DiscardHandler in client, and
+// testing.B.Loop and T.Context in tests). The go line is 1.26.0 because
+// nats.go v1.55.0 (and the golang.org/x/crypto and x/sys it requires)
+// declare it, and an application's go line is at least its dependencies'.
 go 1.26.0
 
 require (
 	github.com/lxzan/gws v1.8.9
-	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
 	github.com/vmihailenco/msgpack/v5 v5.4.1
 	go.uber.org/goleak v1.3.0
-	golang.org/x/image v0.47.0
 )
 
 require (
-	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect
 	github.com/dolthub/maphash v0.1.0 // indirect
-	github.com/google/go-tpm v0.9.8 // indirect
 	github.com/klauspost/compress v1.20.3 // indirect
-	github.com/minio/highwayhash v1.0.4 // indirect
-	github.com/nats-io/jwt/v2 v2.8.2 // indirect
 	github.com/nats-io/nkeys v0.4.16 // indirect
 	github.com/nats-io/nuid v1.0.1 // indirect
 	github.com/vmihailenco/tagparser/v2 v2.0.0 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
-	golang.org/x/time v0.16.0 // indirect
 )

@@ -18,9 +18,9 @@ import (
 
 	"github.com/ferry-io/ferry/broker"
 	"github.com/ferry-io/ferry/client"
+	"github.com/ferry-io/ferry/internal/clustertest"
 	"github.com/ferry-io/ferry/natscluster"
 	"github.com/ferry-io/ferry/protocol"
-	"github.com/nats-io/nats-server/v2/server"
 )
 
 // node serves a broker on 127.0.0.1.
@@ -165,15 +165,7 @@ func BenchmarkClusterFanout(b *testing.B) {
 		fanout(b, []string{node(b, nil)}, 100)
 	})
 	b.Run("cluster2", func(b *testing.B) {
-		ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-		if err != nil {
-			b.Fatal(err)
-		}
-		go ns.Start()
-		if !ns.ReadyForConnections(10 * time.Second) {
-			b.Fatal("NATS not ready")
-		}
-		b.Cleanup(ns.Shutdown)
+		ns := clustertest.StartNATS(b, clustertest.NATSOptions{})
 		var urls []string
 		for i := 0; i < 2; i++ {
 			cl, err := natscluster.New(natscluster.Options{URLs: []string{ns.ClientURL()},

@@ -1,6 +1,9 @@
 // Command bench measures ferry against nats-server over WebSocket on
 // 127.0.0.1, each broker in a process of its own, and prints a table per
 // scenario with ferry/NATS ratios, one JSON line per result, and a chart.
+// It is the module github.com/ferry-io/ferry/bench; the commands below run
+// from the repository root through the workspace (go.work), or in bench/
+// with "." in place of "./bench".
 //
 //	go run ./bench                      # the full suite (about 1 minute on 2 cores)
 //	go run ./bench -quick               # a smoke run

@@ -2,7 +2,11 @@ package broker
 
 import (
 	"context"
+	"fmt"
+	"strconv"
 	"sync"
+	"time"
+	"unicode/utf8"
 
 	"github.com/ferry-io/ferry/protocol"
 )
@@ -59,9 +63,26 @@ type ClusterStatus struct {
 	Received  uint64 `json:"received"`
 	LocalOnly uint64 `json:"local_only"`
 	Dropped   uint64 `json:"dropped"`
+	// SubscribeErrors counts subscriptions of this node's filters and
+	// groups that the cluster failed to make or refused; Missing is how
+	// many filters and groups lack theirs now: their subscribers get only
+	// what is published on this node.
+	SubscribeErrors uint64 `json:"subscribe_errors"`
+	Missing         int    `json:"missing"`
 }
 
 // ClusterNode is how a Cluster hands messages to its broker.
+//
+// The broker checks what arrives as strictly as a client's publish: a valid
+// topic without wildcards of at most Options.MaxTopicBytes, Data one valid
+// value of its codec (JSON also valid UTF-8) of at most
+// Options.MaxFrameBytes. Anything else is dropped and counted
+// (Stats.ClusterRejected), so that whatever else publishes on the
+// cluster's transport cannot send subscribers what a client could not.
+// Topics starting with '$' are accepted: they come from Broker.Publish on
+// another node (the embedding application is the broker), and the
+// cluster's transport cannot tell such a node from any other of its
+// clients.
 type ClusterNode interface {
 	// Deliver routes a message from the cluster to this node's direct
 	// (non-group) subscriptions.
@@ -80,12 +101,18 @@ type ClusterNode interface {
 type clusterNode struct{ b *Broker }
 
 func (n clusterNode) Deliver(m ClusterMessage) {
+	if !n.accept("message", m) {
+		return
+	}
 	d := newDelivery(n.b, m.Topic, m.Codec, m.Data)
 	defer d.release()
 	n.b.routeLocal(context.Background(), d, false, false)
 }
 
 func (n clusterNode) DeliverGroup(filter, name string, m ClusterMessage) {
+	if !n.accept("group message", m) {
+		return
+	}
 	if !protocol.Match(filter, m.Topic) { // the '$' rule, which subjects lack
 		return
 	}
@@ -100,6 +127,9 @@ func (n clusterNode) DeliverGroup(filter, name string, m ClusterMessage) {
 }
 
 func (n clusterNode) SetRetained(m ClusterMessage) {
+	if !n.accept("retained message", m) {
+		return
+	}
 	st := &stored{topic: m.Topic, codec: m.Codec, data: m.Data}
 	// under the index's read lock, as route does: see addWithRetained
 	n.b.index.mu.RLock()
@@ -116,6 +146,36 @@ func (n clusterNode) Retained() []ClusterMessage {
 		out = append(out, ClusterMessage{Topic: m.topic, Data: m.data, Codec: m.codec, Retain: true})
 	}
 	return out
+}
+
+// accept checks a message from the cluster (see ClusterNode); one it
+// refuses is counted and logged at debug, at most once a second.
+func (n clusterNode) accept(what string, m ClusterMessage) bool {
+	b := n.b
+	var reason string
+	if err := protocol.ValidateTopic(m.Topic, b.opts.MaxTopicBytes); err != nil {
+		reason = err.Reason
+	} else if len(m.Data) > b.opts.MaxFrameBytes {
+		reason = fmt.Sprintf("data is %d bytes, over the frame limit of %d", len(m.Data), b.opts.MaxFrameBytes)
+	} else if err := (&Message{Data: m.Data, Codec: m.Codec}).validate(); err != nil {
+		reason = err.Error()
+	} else if m.Codec == protocol.JSON && !utf8.Valid(m.Data) {
+		// a client's JSON is valid UTF-8 as every text frame is
+		reason = "data is not valid UTF-8"
+	} else {
+		return true
+	}
+	total := b.stats.clusterRejected.Add(1)
+	now := time.Now().UnixNano()
+	if last := b.stats.clusterRejectLog.Load(); now-last >= int64(time.Second) && b.stats.clusterRejectLog.CompareAndSwap(last, now) {
+		topic := m.Topic
+		if len(topic) > 64 {
+			topic = topic[:64] + "…"
+		}
+		b.log.Debug("ferry: invalid "+what+" from the cluster dropped (more are not logged for a second)",
+			"topic", strconv.Quote(topic), "reason", reason, "rejected", total)
+	}
+	return false
 }
 
 // interest counts this node's subscriptions per filter and per group, and

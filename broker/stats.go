@@ -41,6 +41,10 @@ type Stats struct {
 	// RFC 6455 forbids (1002) or that announced a message over
 	// MaxFrameBytes (1009), refused before it was parsed.
 	ProtocolErrors uint64
+	// ClusterRejected counts messages and retained values from the cluster
+	// dropped because a client could not have published them (see
+	// ClusterNode).
+	ClusterRejected uint64
 	// Panics counts panics recovered in the broker's goroutines.
 	Panics uint64
 	// QueuedBytes is the sum of the connections' outbound queues now, and
@@ -62,6 +66,8 @@ type counters struct {
 	badFrames        atomic.Uint64
 	protocolErrors   atomic.Uint64
 	panics           atomic.Uint64
+	clusterRejected  atomic.Uint64
+	clusterRejectLog atomic.Int64 // unix ns of the last log of a rejection
 }
 
 // Stats returns a snapshot of the broker's counters.
@@ -79,6 +85,7 @@ func (b *Broker) Stats() Stats {
 		SlowConsumers:    b.stats.slowConsumers.Load(),
 		BadFrames:        b.stats.badFrames.Load(),
 		ProtocolErrors:   b.stats.protocolErrors.Load(),
+		ClusterRejected:  b.stats.clusterRejected.Load(),
 		Panics:           b.stats.panics.Load(),
 	}
 	if b.cluster != nil {

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -69,13 +70,20 @@ type Cluster struct {
 	seq   uint64
 
 	mu     sync.Mutex
+	closed bool
 	direct map[string][]*nats.Subscription    // filter → subscriptions
 	groups map[[2]string][]*nats.Subscription // (filter, group) → queue subscriptions
 	subGrp map[*nats.Subscription][2]string   // queue subscription → its group
-	last   map[string]uint64                  // dedupe: last sequence per origin (and group)
-	sys    []*nats.Subscription
+	// missing holds the (filter, group) pairs (group "" for plain
+	// subscriptions) whose NATS subscription failed or NATS refused
+	missing map[[2]string]struct{}
+	sys     []*nats.Subscription
 
-	sent, received, localOnly, dropped atomic.Uint64
+	// dispatch only
+	last      *dedupe   // last sequence per origin (and group)
+	skipLogAt time.Time // when a message that is not ferry's was last logged
+
+	sent, received, localOnly, dropped, subErrors atomic.Uint64
 }
 
 var _ broker.Cluster = (*Cluster)(nil)
@@ -101,15 +109,16 @@ func New(o Options) (*Cluster, error) {
 		o.Logger = slog.Default()
 	}
 	return &Cluster{
-		opts:   o,
-		log:    o.Logger,
-		origin: nats.NewInbox()[len(nats.InboxPrefix):],
-		ch:     make(chan *nats.Msg, o.Buffer),
-		done:   make(chan struct{}),
-		direct: make(map[string][]*nats.Subscription),
-		groups: make(map[[2]string][]*nats.Subscription),
-		subGrp: make(map[*nats.Subscription][2]string),
-		last:   make(map[string]uint64),
+		opts:    o,
+		log:     o.Logger,
+		origin:  nats.NewInbox()[len(nats.InboxPrefix):],
+		ch:      make(chan *nats.Msg, o.Buffer),
+		done:    make(chan struct{}),
+		direct:  make(map[string][]*nats.Subscription),
+		groups:  make(map[[2]string][]*nats.Subscription),
+		subGrp:  make(map[*nats.Subscription][2]string),
+		missing: make(map[[2]string]struct{}),
+		last:    newDedupe(dedupeMax, dedupeTTL),
 	}, nil
 }
 
@@ -133,6 +142,9 @@ func (c *Cluster) Start(n broker.ClusterNode) error {
 			nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 				if errors.Is(err, nats.ErrSlowConsumer) {
 					c.dropped.Add(1)
+				}
+				if errors.Is(err, nats.ErrPermissionViolation) && c.refused(err) {
+					return
 				}
 				c.log.Warn("natscluster: NATS error", "err", err)
 			}),
@@ -159,9 +171,14 @@ func (c *Cluster) Start(n broker.ClusterNode) error {
 	return nil
 }
 
-// Close implements broker.Cluster.
+// Close implements broker.Cluster. Calls after the first do nothing.
 func (c *Cluster) Close() error {
 	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
 	subs := append([]*nats.Subscription(nil), c.sys...)
 	for _, ss := range c.direct {
 		subs = append(subs, ss...)
@@ -177,7 +194,7 @@ func (c *Cluster) Close() error {
 	}
 	close(c.done)
 	c.wg.Wait()
-	if c.owned {
+	if c.owned && c.nc != nil {
 		c.nc.Close()
 	}
 	return nil
@@ -189,12 +206,16 @@ func (c *Cluster) Connected() bool { return c.nc != nil && c.nc.IsConnected() }
 // Status implements broker.Cluster.
 func (c *Cluster) Status() broker.ClusterStatus {
 	s := broker.ClusterStatus{
-		Connected: c.Connected(),
-		Sent:      c.sent.Load(),
-		Received:  c.received.Load(),
-		LocalOnly: c.localOnly.Load(),
-		Dropped:   c.dropped.Load(),
+		Connected:       c.Connected(),
+		Sent:            c.sent.Load(),
+		Received:        c.received.Load(),
+		LocalOnly:       c.localOnly.Load(),
+		Dropped:         c.dropped.Load(),
+		SubscribeErrors: c.subErrors.Load(),
 	}
+	c.mu.Lock()
+	s.Missing = len(c.missing)
+	c.mu.Unlock()
 	if s.Connected {
 		s.Server = c.nc.ConnectedUrlRedacted()
 	}
@@ -258,17 +279,22 @@ func (c *Cluster) Publish(ctx context.Context, m broker.ClusterMessage, confirm 
 func (c *Cluster) Interest(filter string, on bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	k := [2]string{filter, ""}
 	if !on {
 		for _, s := range c.direct[filter] {
 			_ = s.Unsubscribe()
 		}
 		delete(c.direct, filter)
+		delete(c.missing, k)
 		return
 	}
 	for _, subj := range c.filterSubjects(filter) {
 		s, err := c.nc.ChanSubscribe(subj, c.ch)
 		if err != nil {
-			c.log.Error("natscluster: subscribe", "subject", subj, "err", err)
+			c.failed(k, subj, err)
 			continue
 		}
 		c.direct[filter] = append(c.direct[filter], s)
@@ -280,23 +306,94 @@ func (c *Cluster) Group(filter, name string, on bool) {
 	k := [2]string{filter, name}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
 	if !on {
 		for _, s := range c.groups[k] {
 			_ = s.Unsubscribe()
 			delete(c.subGrp, s)
 		}
 		delete(c.groups, k)
+		delete(c.missing, k)
 		return
 	}
 	for _, subj := range c.filterSubjects(filter) {
 		s, err := c.nc.ChanQueueSubscribe(subj, queueName(filter, name), c.ch)
 		if err != nil {
-			c.log.Error("natscluster: queue subscribe", "subject", subj, "err", err)
+			c.failed(k, subj, err)
 			continue
 		}
 		c.groups[k] = append(c.groups[k], s)
 		c.subGrp[s] = k
 	}
+}
+
+// failed records that the subscription of k (a filter and a group, "" for
+// none) on subject could not be made; c.mu is held.
+func (c *Cluster) failed(k [2]string, subject string, err error) {
+	c.subErrors.Add(1)
+	c.missing[k] = struct{}{}
+	c.log.Error("natscluster: subscribe failed; the filter gets only this node's messages",
+		"filter", k[0], "group", k[1], "subject", subject, "err", err)
+}
+
+// subscribedOn returns the filters and groups ("" for none) of this node
+// with a subscription on subject in queue (or none); c.mu is held. NATS
+// permissions are per subject, so a refusal applies to all of them.
+func (c *Cluster) subscribedOn(subject, queue string) [][2]string {
+	var ks [][2]string
+	for k, ss := range c.groups {
+		for _, s := range ss {
+			if s.Subject == subject && s.Queue == queue {
+				ks = append(ks, k)
+				break
+			}
+		}
+	}
+	if queue == "" {
+		for f, ss := range c.direct {
+			for _, s := range ss {
+				if s.Subject == subject {
+					ks = append(ks, [2]string{f, ""})
+					break
+				}
+			}
+		}
+	}
+	return ks
+}
+
+// The subject and queue of a subscription NATS refused, in its error.
+var (
+	refusedSubject = regexp.MustCompile(`Subscription to "(\S+)"`)
+	refusedQueue   = regexp.MustCompile(`using queue "(\S+)"`)
+)
+
+// refused records the subscription a permissions violation names, if it
+// is one of this node's filters or groups, and reports whether it was.
+func (c *Cluster) refused(err error) bool {
+	m := refusedSubject.FindStringSubmatch(err.Error())
+	if m == nil {
+		return false
+	}
+	var queue string
+	if q := refusedQueue.FindStringSubmatch(err.Error()); q != nil {
+		queue = q[1]
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ks := c.subscribedOn(m[1], queue)
+	if len(ks) == 0 {
+		return false
+	}
+	c.subErrors.Add(1)
+	for _, k := range ks {
+		c.missing[k] = struct{}{}
+		c.log.Error("natscluster: NATS refused a subscription; the filter gets only this node's messages",
+			"filter", k[0], "group", k[1], "subject", m[1], "err", err)
+	}
+	return true
 }
 
 // dispatch hands incoming messages to the broker, in the order NATS
@@ -316,22 +413,26 @@ func (c *Cluster) dispatch() {
 			}
 			topic, ok := c.topic(m.Subject)
 			if !ok {
+				c.skip(m, "subject is no topic's")
+				continue
+			}
+			key := m.Header.Get(hOrigin)
+			seq, err := strconv.ParseUint(m.Header.Get(hSeq), 10, 64)
+			if key == "" || err != nil || seq == 0 {
+				c.skip(m, "no "+hOrigin+" and "+hSeq+" headers")
 				continue
 			}
 			c.mu.Lock()
 			g, isGroup := c.subGrp[m.Sub]
 			c.mu.Unlock()
-			key := m.Header.Get(hOrigin)
 			if isGroup {
 				key += "\x00" + g[0] + "\x00" + g[1]
 			}
-			seq, _ := strconv.ParseUint(m.Header.Get(hSeq), 10, 64)
 			// overlapping subscriptions bring a message more than once, in
 			// order: deliver it the first time
-			if seq <= c.last[key] {
+			if !c.last.fresh(key, seq, time.Now()) {
 				continue
 			}
-			c.last[key] = seq
 			c.received.Add(1)
 			cm := broker.ClusterMessage{Topic: topic, Data: m.Data, Codec: codec}
 			if isGroup {
@@ -340,6 +441,15 @@ func (c *Cluster) dispatch() {
 				c.node.Deliver(cm)
 			}
 		}
+	}
+}
+
+// skip logs, at debug and at most once a minute, a message on ferry's
+// subjects that no ferry node sent.
+func (c *Cluster) skip(m *nats.Msg, reason string) {
+	if now := time.Now(); now.Sub(c.skipLogAt) >= time.Minute {
+		c.skipLogAt = now
+		c.log.Debug("natscluster: skipped a message that is not ferry's (more are not logged for a minute)", "subject", m.Subject, "reason", reason)
 	}
 }
 

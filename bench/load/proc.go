@@ -29,18 +29,19 @@ func RaiseFileLimit() uint64 {
 	return rl.Cur
 }
 
-// ModuleRoot returns the directory of the ferry module (where go.mod is),
-// searching upwards from the working directory.
+// ModuleRoot returns the directory of the ferry module (the repository's
+// root), as the go command resolves it from the working directory: the
+// bench module (which replaces ferry with ../) or the workspace.
 func ModuleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/ferry-io/ferry").Output()
 	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
+		return "", fmt.Errorf("go list -m github.com/ferry-io/ferry: %w (run it in bench/ or in the repository)", err)
 	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return "", fmt.Errorf("not inside the ferry module")
+	dir := strings.TrimSpace(string(out))
+	if dir == "" {
+		return "", fmt.Errorf("not inside the ferry repository")
 	}
-	return filepath.Dir(gomod), nil
+	return dir, nil
 }
 
 // Binaries are the broker programs under test.
@@ -49,12 +50,17 @@ type Binaries struct {
 	NATSD string // bench/natsd
 }
 
-// Build compiles cmd/ferry and bench/natsd into dir.
+// Build compiles cmd/ferry and bench/natsd into dir; root is the ferry
+// module's directory (ModuleRoot). The builds run in the bench module,
+// which requires both ferry and nats-server.
 func Build(root, dir string) (Binaries, error) {
 	b := Binaries{Ferry: filepath.Join(dir, "ferry"), NATSD: filepath.Join(dir, "natsd")}
-	for _, x := range []struct{ out, pkg string }{{b.Ferry, "./cmd/ferry"}, {b.NATSD, "./bench/natsd"}} {
+	for _, x := range []struct{ out, pkg string }{
+		{b.Ferry, "github.com/ferry-io/ferry/cmd/ferry"},
+		{b.NATSD, "github.com/ferry-io/ferry/bench/natsd"},
+	} {
 		cmd := exec.Command("go", "build", "-o", x.out, x.pkg)
-		cmd.Dir = root
+		cmd.Dir = filepath.Join(root, "bench")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return b, fmt.Errorf("go build %s: %v\n%s", x.pkg, err, out)
 		}

@@ -264,8 +264,12 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		w.Header().Set("Content-Type", "application/json")
 		st := b.Stats()
 		status := "ok"
-		if st.Cluster != nil && !st.Cluster.Connected {
+		switch {
+		case st.Cluster == nil:
+		case !st.Cluster.Connected:
 			status = "degraded: cluster unreachable, delivering locally"
+		case st.Cluster.Missing > 0:
+			status = fmt.Sprintf("degraded: %d filters without their cluster subscription get only this node's messages", st.Cluster.Missing)
 		}
 		_ = json.NewEncoder(w).Encode(map[string]any{"status": status, "stats": st})
 	})

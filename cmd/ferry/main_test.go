@@ -3,8 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -20,9 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferry-io/ferry/client"
 	"github.com/lxzan/gws"
-	"github.com/nats-io/nats-server/v2/server"
 )
 
 func TestVersionAndUsage(t *testing.T) {
@@ -253,72 +249,5 @@ func TestHandshakeTimeout(t *testing.T) {
 			t.Fatal("connection with an unfinished request still open after 10s")
 		}
 		return // closed by the server
-	}
-}
-
-// TestServeCluster runs two ferry processes joined through a NATS server
-// (in the test process): a message published on one reaches a subscriber
-// on the other, and /healthz reports the cluster.
-func TestServeCluster(t *testing.T) {
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS not ready")
-	}
-	defer ns.Shutdown()
-	a := startFerry(t, "--nats", ns.ClientURL())
-	b := startFerry(t, "--nats", ns.ClientURL())
-
-	ctx := context.Background()
-	sub, err := client.Connect(ctx, b.url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
-	got := make(chan string, 100)
-	if _, err := sub.Subscribe(ctx, "c/+", func(m *client.Message) error { got <- string(m.Data); return nil }); err != nil {
-		t.Fatal(err)
-	}
-	pub, err := client.Connect(ctx, a.url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close()
-	deadline := time.Now().Add(20 * time.Second)
-	for received := false; !received; {
-		if time.Now().After(deadline) {
-			t.Fatal("no cross-node delivery")
-		}
-		if err := pub.Publish(ctx, "c/x", "hello"); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case v := <-got:
-			received = v == `"hello"`
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	resp, err := http.Get("http" + strings.TrimSuffix(strings.TrimPrefix(a.url, "ws"), "/ws") + "/healthz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var health struct {
-		Status string
-		Stats  struct {
-			Cluster *struct {
-				Connected bool   `json:"connected"`
-				Sent      uint64 `json:"sent"`
-			}
-		}
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&health); err != nil {
-		t.Fatal(err)
-	}
-	if health.Status != "ok" || health.Stats.Cluster == nil || !health.Stats.Cluster.Connected || health.Stats.Cluster.Sent == 0 {
-		t.Fatalf("healthz: %+v %+v", health, health.Stats.Cluster)
 	}
 }
