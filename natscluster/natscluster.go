@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -406,41 +407,56 @@ func (c *Cluster) dispatch() {
 		case <-c.done:
 			return
 		case m := <-c.ch:
-			codec := parseCodec(m.Header.Get(hCodec))
-			if m.Subject == retained {
-				c.node.SetRetained(broker.ClusterMessage{Topic: m.Header.Get(hTopic), Data: m.Data, Codec: codec, Retain: true})
-				continue
-			}
-			topic, ok := c.topic(m.Subject)
-			if !ok {
-				c.skip(m, "subject is no topic's")
-				continue
-			}
-			key := m.Header.Get(hOrigin)
-			seq, err := strconv.ParseUint(m.Header.Get(hSeq), 10, 64)
-			if key == "" || err != nil || seq == 0 {
-				c.skip(m, "no "+hOrigin+" and "+hSeq+" headers")
-				continue
-			}
-			c.mu.Lock()
-			g, isGroup := c.subGrp[m.Sub]
-			c.mu.Unlock()
-			if isGroup {
-				key += "\x00" + g[0] + "\x00" + g[1]
-			}
-			// overlapping subscriptions bring a message more than once, in
-			// order: deliver it the first time
-			if !c.last.fresh(key, seq, time.Now()) {
-				continue
-			}
-			c.received.Add(1)
-			cm := broker.ClusterMessage{Topic: topic, Data: m.Data, Codec: codec}
-			if isGroup {
-				c.node.DeliverGroup(g[0], g[1], cm)
-			} else {
-				c.node.Deliver(cm)
-			}
+			c.handle(m, retained)
 		}
+	}
+}
+
+// handle hands one message from NATS to the broker. A panic there is
+// logged with its stack and ends only that message's handling.
+func (c *Cluster) handle(m *nats.Msg, retained string) {
+	defer c.recovered("dispatch", m)
+	codec := parseCodec(m.Header.Get(hCodec))
+	if m.Subject == retained {
+		c.node.SetRetained(broker.ClusterMessage{Topic: m.Header.Get(hTopic), Data: m.Data, Codec: codec, Retain: true})
+		return
+	}
+	topic, ok := c.topic(m.Subject)
+	if !ok {
+		c.skip(m, "subject is no topic's")
+		return
+	}
+	key := m.Header.Get(hOrigin)
+	seq, err := strconv.ParseUint(m.Header.Get(hSeq), 10, 64)
+	if key == "" || err != nil || seq == 0 {
+		c.skip(m, "no "+hOrigin+" and "+hSeq+" headers")
+		return
+	}
+	c.mu.Lock()
+	g, isGroup := c.subGrp[m.Sub]
+	c.mu.Unlock()
+	if isGroup {
+		key += "\x00" + g[0] + "\x00" + g[1]
+	}
+	// overlapping subscriptions bring a message more than once, in
+	// order: deliver it the first time
+	if !c.last.fresh(key, seq, time.Now()) {
+		return
+	}
+	c.received.Add(1)
+	cm := broker.ClusterMessage{Topic: topic, Data: m.Data, Codec: codec}
+	if isGroup {
+		c.node.DeliverGroup(g[0], g[1], cm)
+	} else {
+		c.node.Deliver(cm)
+	}
+}
+
+// recovered, deferred where a message from NATS is handled, keeps a panic
+// there from ending the process: it is logged once with its stack.
+func (c *Cluster) recovered(where string, m *nats.Msg) {
+	if r := recover(); r != nil {
+		c.log.Error("natscluster: recovered panic", "where", where, "subject", m.Subject, "panic", r, "stack", string(debug.Stack()))
 	}
 }
 
@@ -484,6 +500,7 @@ func (c *Cluster) snapshot() {
 
 // answerSnapshot sends this node's retained messages, in chunks.
 func (c *Cluster) answerSnapshot(req *nats.Msg) {
+	defer c.recovered("snapshot answer", req) // on a goroutine of nats.go's, which does not recover
 	if req.Reply == "" {
 		return
 	}
