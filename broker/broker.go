@@ -96,7 +96,7 @@ func New(opts Options) (*Broker, error) {
 	go b.loop("redeliverer", b.redeliverer)
 	if o.Cluster != nil {
 		b.cluster = o.Cluster
-		b.interest.c = o.Cluster
+		b.interest.c, b.interest.b = o.Cluster, b
 		if err := o.Cluster.Start(clusterNode{b}); err != nil {
 			_ = b.Shutdown(context.Background())
 			return nil, fmt.Errorf("ferry: cluster: %w", err)

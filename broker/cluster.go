@@ -18,7 +18,9 @@ import (
 //
 // The broker calls Interest and Group as its subscriptions come and go
 // (reference counted: on for the first subscription of a filter, off after
-// the last), so that a node receives only the traffic it needs.
+// the last), so that a node receives only the traffic it needs. It calls
+// them outside its locks, one call at a time per filter (and group), so
+// they may do I/O.
 type Cluster interface {
 	// Start connects the cluster. n is how messages from the cluster reach
 	// this node.
@@ -31,11 +33,14 @@ type Cluster interface {
 	// only.
 	Publish(ctx context.Context, m ClusterMessage, confirm bool) error
 	// Interest reports that this node gained (on) or lost its
-	// subscriptions on filter.
-	Interest(filter string, on bool)
+	// subscriptions on filter. An error for on means the cluster cannot
+	// bring this node the filter's traffic: the subscription that asked
+	// for it is refused (err internal) and the interest taken back.
+	Interest(filter string, on bool) error
 	// Group reports that this node gained or lost members of the queue
-	// group name on filter.
-	Group(filter, name string, on bool)
+	// group name on filter; an error for on refuses the member as
+	// Interest does.
+	Group(filter, name string, on bool) error
 	// Connected reports whether messages flow through the cluster now.
 	Connected() bool
 	// Status describes the cluster for health checks.
@@ -179,44 +184,141 @@ func (n clusterNode) accept(what string, m ClusterMessage) bool {
 }
 
 // interest counts this node's subscriptions per filter and per group, and
-// tells the cluster about the first and the last.
+// tells the cluster about the first and the last: add counts (under any
+// lock), sync tells the cluster (under none). The first subscription of a
+// filter waits for its sync and is refused if it fails; the last one's
+// sync runs in the background.
 type interest struct {
-	mu     sync.Mutex
-	c      Cluster
-	direct map[string]int
-	groups map[[2]string]int
+	b    *Broker
+	c    Cluster
+	mu   sync.Mutex
+	keys map[interestKey]*interestState
+	// filters whose count went to zero, for the background sync
+	dirty   map[interestKey]struct{}
+	syncing bool
 }
 
+type interestKey struct{ filter, group string }
+
+type interestState struct {
+	n       int        // subscriptions now (interest.mu)
+	sync    sync.Mutex // held while the cluster is told, one call at a time
+	applied bool       // what the cluster was last told, successfully (sync)
+}
+
+// add counts delta subscriptions of filter (in group, "" for none).
 func (in *interest) add(filter, group string, delta int) {
 	if in.c == nil {
 		return
 	}
+	k := interestKey{filter, group}
 	in.mu.Lock()
-	defer in.mu.Unlock()
-	if group == "" {
-		if in.direct == nil {
-			in.direct = make(map[string]int)
-		}
-		n := in.direct[filter] + delta
-		in.direct[filter] = n
-		if n == 0 {
-			delete(in.direct, filter)
-		}
-		if (delta > 0 && n == 1) || (delta < 0 && n == 0) {
-			in.c.Interest(filter, delta > 0)
-		}
-		return
+	if in.keys == nil {
+		in.keys = make(map[interestKey]*interestState)
+		in.dirty = make(map[interestKey]struct{})
 	}
-	if in.groups == nil {
-		in.groups = make(map[[2]string]int)
+	st := in.keys[k]
+	if st == nil {
+		st = &interestState{}
+		in.keys[k] = st
 	}
-	k := [2]string{filter, group}
-	n := in.groups[k] + delta
-	in.groups[k] = n
-	if n == 0 {
-		delete(in.groups, k)
+	st.n += delta
+	start := false
+	if st.n == 0 {
+		in.dirty[k] = struct{}{}
+		start = !in.syncing
+		in.syncing = true
 	}
-	if (delta > 0 && n == 1) || (delta < 0 && n == 0) {
-		in.c.Group(filter, group, delta > 0)
+	in.mu.Unlock()
+	if start {
+		// under Broker.mu, so that Shutdown's wait for the background
+		// goroutines never races with a new one; once the broker is
+		// closed, the cluster's Close takes every interest back
+		b := in.b
+		b.mu.Lock()
+		if !b.closed.Load() {
+			b.bgWG.Add(1)
+			go b.loop("cluster interest", in.syncDirty)
+		} else {
+			in.mu.Lock()
+			in.syncing = false
+			in.mu.Unlock()
+		}
+		b.mu.Unlock()
+	}
+}
+
+// sync tells the cluster whether this node has subscriptions of filter in
+// group now, if that changed since it was last told. An error is the
+// cluster's refusal of interest that this node needs.
+func (in *interest) sync(filter, group string) error {
+	if in.c == nil {
+		return nil
+	}
+	k := interestKey{filter, group}
+	in.mu.Lock()
+	st := in.keys[k]
+	in.mu.Unlock()
+	if st == nil {
+		return nil
+	}
+	st.sync.Lock()
+	defer st.sync.Unlock()
+	in.mu.Lock()
+	want := st.n > 0
+	in.mu.Unlock()
+	var err error
+	if want != st.applied {
+		if group == "" {
+			err = in.c.Interest(filter, want)
+		} else {
+			err = in.c.Group(filter, group, want)
+		}
+		switch {
+		case err == nil || !want:
+			// a failed "off" leaves traffic this node drops: not worth a retry
+			st.applied = want
+		default:
+			// take back what the failed "on" may have made
+			if group == "" {
+				_ = in.c.Interest(filter, false)
+			} else {
+				_ = in.c.Group(filter, group, false)
+			}
+		}
+	}
+	in.mu.Lock()
+	if st.n == 0 && !st.applied && in.keys[k] == st {
+		delete(in.keys, k)
+	}
+	in.mu.Unlock()
+	if err != nil && want {
+		return err
+	}
+	if err != nil {
+		in.b.log.Debug("ferry: cluster: leaving a filter", "filter", filter, "group", group, "err", err)
+	}
+	return nil
+}
+
+// syncDirty tells the cluster about the filters that lost their last
+// subscription, until there are none.
+func (in *interest) syncDirty() {
+	for {
+		in.mu.Lock()
+		var k interestKey
+		found := false
+		for k = range in.dirty {
+			found = true
+			break
+		}
+		if !found {
+			in.syncing = false
+			in.mu.Unlock()
+			return
+		}
+		delete(in.dirty, k)
+		in.mu.Unlock()
+		_ = in.sync(k.filter, k.group)
 	}
 }

@@ -350,6 +350,12 @@ func (c *conn) subscribe(f *protocol.Frame) *protocol.Error {
 	if err != nil {
 		return err
 	}
+	if !existed {
+		if err := c.b.interest.sync(f.Topic, f.Group); err != nil {
+			c.sess.unsubscribe(c, s.key)
+			return protocol.Wrap(protocol.CodeInternal, "sub: the cluster cannot bring this subscription its messages: ", err)
+		}
+	}
 	if f.HasID {
 		c.reply(&protocol.Frame{Op: protocol.OpAck, ID: f.ID, HasID: true})
 	}

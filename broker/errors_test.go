@@ -40,11 +40,11 @@ func (unconfirmed) Start(broker.ClusterNode) error { return nil }
 func (unconfirmed) Publish(context.Context, broker.ClusterMessage, bool) error {
 	return broker.ErrNotConfirmed
 }
-func (unconfirmed) Interest(string, bool)        {}
-func (unconfirmed) Group(string, string, bool)   {}
-func (unconfirmed) Connected() bool              { return true }
-func (unconfirmed) Status() broker.ClusterStatus { return broker.ClusterStatus{Connected: true} }
-func (unconfirmed) Close() error                 { return nil }
+func (unconfirmed) Interest(string, bool) error      { return nil }
+func (unconfirmed) Group(string, string, bool) error { return nil }
+func (unconfirmed) Connected() bool                  { return true }
+func (unconfirmed) Status() broker.ClusterStatus     { return broker.ClusterStatus{Connected: true} }
+func (unconfirmed) Close() error                     { return nil }
 
 func TestPublishNotConfirmedIs(t *testing.T) {
 	b, _ := startBroker(t, broker.Options{Cluster: unconfirmed{}})

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"regexp"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -277,57 +278,88 @@ func (c *Cluster) Publish(ctx context.Context, m broker.ClusterMessage, confirm 
 }
 
 // Interest implements broker.Cluster.
-func (c *Cluster) Interest(filter string, on bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return
-	}
-	k := [2]string{filter, ""}
-	if !on {
-		for _, s := range c.direct[filter] {
-			_ = s.Unsubscribe()
-		}
-		delete(c.direct, filter)
-		delete(c.missing, k)
-		return
-	}
-	for _, subj := range c.filterSubjects(filter) {
-		s, err := c.nc.ChanSubscribe(subj, c.ch)
-		if err != nil {
-			c.failed(k, subj, err)
-			continue
-		}
-		c.direct[filter] = append(c.direct[filter], s)
-	}
+func (c *Cluster) Interest(filter string, on bool) error {
+	return c.interest([2]string{filter, ""}, on)
 }
 
 // Group implements broker.Cluster.
-func (c *Cluster) Group(filter, name string, on bool) {
-	k := [2]string{filter, name}
+func (c *Cluster) Group(filter, name string, on bool) error {
+	return c.interest([2]string{filter, name}, on)
+}
+
+// confirmTimeout bounds the wait for the server to take (or refuse) new
+// subscriptions.
+const confirmTimeout = 2 * time.Second
+
+// interest subscribes to (on) or unsubscribes from the subjects of k, a
+// filter and a queue group ("" for none). For on it waits for the server's
+// answer: an error is a subscription that could not be made, or that the
+// server refused (permissions). While the connection is down nothing is
+// refused: nats.go makes the subscriptions again when it reconnects.
+func (c *Cluster) interest(k [2]string, on bool) error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.closed {
-		return
+		c.mu.Unlock()
+		if on {
+			return errors.New("natscluster: closed")
+		}
+		return nil
 	}
 	if !on {
-		for _, s := range c.groups[k] {
-			_ = s.Unsubscribe()
-			delete(c.subGrp, s)
+		if k[1] == "" {
+			for _, s := range c.direct[k[0]] {
+				_ = s.Unsubscribe()
+			}
+			delete(c.direct, k[0])
+		} else {
+			for _, s := range c.groups[k] {
+				_ = s.Unsubscribe()
+				delete(c.subGrp, s)
+			}
+			delete(c.groups, k)
 		}
-		delete(c.groups, k)
 		delete(c.missing, k)
-		return
+		c.mu.Unlock()
+		return nil
 	}
-	for _, subj := range c.filterSubjects(filter) {
-		s, err := c.nc.ChanQueueSubscribe(subj, queueName(filter, name), c.ch)
+	before := c.nc.LastError()
+	subjects := c.filterSubjects(k[0])
+	var errs []error
+	for _, subj := range subjects {
+		var s *nats.Subscription
+		var err error
+		if k[1] == "" {
+			s, err = c.nc.ChanSubscribe(subj, c.ch)
+		} else {
+			s, err = c.nc.ChanQueueSubscribe(subj, queueName(k[0], k[1]), c.ch)
+		}
 		if err != nil {
 			c.failed(k, subj, err)
+			errs = append(errs, err)
 			continue
 		}
-		c.groups[k] = append(c.groups[k], s)
-		c.subGrp[s] = k
+		if k[1] == "" {
+			c.direct[k[0]] = append(c.direct[k[0]], s)
+		} else {
+			c.groups[k] = append(c.groups[k], s)
+			c.subGrp[s] = k
+		}
 	}
+	c.mu.Unlock()
+	if len(errs) > 0 {
+		return fmt.Errorf("natscluster: subscribing to %q: %w", k[0], errors.Join(errs...))
+	}
+	// the server answers a refused subscription with an error before it
+	// answers the flush's ping; nats.go records it as the last error first
+	if c.nc.FlushTimeout(confirmTimeout) != nil {
+		return nil
+	}
+	if last := c.nc.LastError(); last != nil && last != before && errors.Is(last, nats.ErrPermissionViolation) {
+		if m := refusedSubject.FindStringSubmatch(last.Error()); m != nil && slices.Contains(subjects, m[1]) {
+			return fmt.Errorf("natscluster: NATS refused the subscription to %q: %w", k[0], last)
+		}
+	}
+	return nil
 }
 
 // failed records that the subscription of k (a filter and a group, "" for
