@@ -34,7 +34,7 @@ func TestRegressionLocalRedeliveryPilesUp(t *testing.T) {
 	}
 	time.Sleep(500 * time.Millisecond)
 	s.mu.Lock()
-	n, by := len(s.queue), s.bytes
+	n, by := s.q.items.n, s.q.bytes
 	s.mu.Unlock()
 	close(block)
 	t.Logf("local queue: %d items, %d bytes after 500ms (window 8, QueueBytes %d)", n, by, b.opts.QueueBytes)
@@ -50,9 +50,7 @@ func TestRegressionRetainedAfterLive(t *testing.T) {
 	b := quietBroker(t, Options{})
 	defer b.Shutdown(context.Background())
 	got := make(chan *Message, 10)
-	ls := &Subscription{b: b, handler: func(m *Message) error { got <- m; return nil }, ready: make(chan struct{}, 1)}
-	ls.sess = newSession(b, "")
-	ls.sess.attach(ls, nil)
+	ls := newSubscription(b, "", func(m *Message) error { got <- m; return nil })
 	b.bgWG.Add(1)
 	go ls.run()
 	s1, _, r1, _ := ls.sess.subscribe(ls, "a/#", "", false, 0)
