@@ -10,7 +10,10 @@ import (
 	"github.com/ferry-io/ferry/broker"
 )
 
-func TestRegressionGroupStress(t *testing.T) {
+// Publishers race with members leaving and joining an acknowledged queue
+// group: every message reaches a member or is counted as dropped (a
+// leaving member's unacknowledged messages go to the rest of the group).
+func TestGroupChurnLosesNothing(t *testing.T) {
 	b, _ := startBroker(t, broker.Options{AckWait: 20 * time.Millisecond})
 	var mu sync.Mutex
 	seen := map[int]int{}
@@ -64,36 +67,19 @@ func TestRegressionGroupStress(t *testing.T) {
 	wg.Wait()
 	close(stop)
 	cw.Wait()
-	time.Sleep(500 * time.Millisecond)
-	mu.Lock()
-	got := len(seen)
-	mu.Unlock()
-	st := b.Stats()
-	t.Logf("distinct %d of %d, dropped %d redelivered %d", got, P*N, st.Dropped, st.Redelivered)
-	if uint64(got)+st.Dropped < P*N {
-		t.Errorf("lost %d messages not counted as dropped", P*N-got-int(st.Dropped))
-	}
+	// handed-over and redelivered messages arrive after the publishers end
+	eventually(t, "every message received or counted as dropped", func() bool {
+		mu.Lock()
+		got := len(seen)
+		mu.Unlock()
+		return uint64(got)+b.Stats().Dropped >= P*N
+	})
 }
 
-func TestRegressionLocalAckDoubleCount(t *testing.T) {
-	b, _ := startBroker(t, broker.Options{AckQueue: 1, MaxStall: -1})
-	block := make(chan struct{})
-	s, err := b.Subscribe("d", func(*broker.Message) error { <-block; return nil }, broker.WithAck(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 5; i++ {
-		_ = b.Publish(context.Background(), broker.Message{Topic: "d", Data: []byte("1")})
-	}
-	st := b.Stats()
-	t.Logf("Dropped=%d (3 messages dropped) sub.Dropped=%d", st.Dropped, s.Dropped())
-	close(block)
-	if st.Dropped != 3 {
-		t.Errorf("Dropped=%d, want 3", st.Dropped)
-	}
-}
-
-func TestRegressionTakeoverStress(t *testing.T) {
+// A session's connection is taken over again and again while messages
+// flow to its acknowledged subscription, each new connection subscribing
+// and acknowledging: every message is received or counted as dropped.
+func TestSessionTakeoverChurnLosesNothing(t *testing.T) {
 	b, url := startBroker(t, broker.Options{AckWait: 200 * time.Millisecond})
 	surl := url + "?session=st"
 	var mu sync.Mutex
@@ -133,66 +119,18 @@ func TestRegressionTakeoverStress(t *testing.T) {
 			_ = b.Publish(context.Background(), broker.Message{Topic: "t", Data: []byte(strconv.Itoa(i))})
 		}
 	}()
-	var last *client
 	for k := 0; k < 15; k++ {
+		// a gap, not a condition: the takeovers spread over the publishing
 		time.Sleep(15 * time.Millisecond)
 		c := dial(t, surl)
 		go reader(c, stop)
-		last = c
 	}
 	<-pubDone
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
+	defer close(stop)
+	eventually(t, "every message received or counted as dropped", func() bool {
 		mu.Lock()
 		n := len(got)
 		mu.Unlock()
-		if n == N {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	close(stop)
-	mu.Lock()
-	n := len(got)
-	mu.Unlock()
-	st := b.Stats()
-	t.Logf("got %d of %d; dropped %d redelivered %d pending %d inflight %d", n, N, st.Dropped, st.Redelivered, st.AckPending, st.AckInflight)
-	if uint64(n)+st.Dropped < N {
-		t.Errorf("lost %d", N-n)
-	}
-	_ = last
-}
-
-func TestRegressionUnconvertibleWedgesAckSub(t *testing.T) {
-	b, url := startBroker(t, broker.Options{MaxFrameBytes: 1024, AckWait: 50 * time.Millisecond})
-	sub := dial(t, url) // JSON
-	sub.mustAck(map[string]any{"op": "sub", "topic": "q", "ack": true, "inflight": 1})
-	bin := append([]byte{0xc5, 0x03, 0x84}, make([]byte, 900)...) // msgpack bin16, 900 bytes
-	if err := b.Publish(context.Background(), broker.Message{Topic: "q", Data: bin, Codec: 1}); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Publish(context.Background(), broker.Message{Topic: "q", Data: []byte(`"next"`)}); err != nil {
-		t.Fatal(err)
-	}
-	errs, msgs := 0, 0
-	deadline := time.After(400 * time.Millisecond)
-loop:
-	for {
-		select {
-		case r := <-sub.frames:
-			switch r.f.op() {
-			case "err":
-				errs++
-			case "msg":
-				msgs++
-			}
-		case <-deadline:
-			break loop
-		}
-	}
-	st := b.Stats()
-	t.Logf("in 400ms: %d err frames, %d msgs; inflight %d pending %d dropped %d redelivered %d", errs, msgs, st.AckInflight, st.AckPending, st.Dropped, st.Redelivered)
-	if msgs == 0 {
-		t.Errorf("subscription wedged: the message after the unsendable one never arrives")
-	}
+		return uint64(n)+b.Stats().Dropped >= N
+	})
 }

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ferry-io/ferry/internal/testutil"
 )
 
 // The writer takes a long queue in batches of at most maxBatchFrames frames
@@ -216,16 +218,11 @@ func TestRegressionIdleWaitHoldsNoReadAhead(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { _, err := io.ReadFull(br, make([]byte, 2)); done <- err }()
-	// wait until the reader is blocked in a read of the connection
-	for {
+	testutil.Eventually(t, 20*time.Second, time.Millisecond, "the reader blocked in a read of the connection", func() bool {
 		rc.mu.Lock()
-		n := len(rc.lens)
-		rc.mu.Unlock()
-		if n >= 2 {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+		defer rc.mu.Unlock()
+		return len(rc.lens) >= 2
+	})
 	rc.mu.Lock()
 	waiting := rc.lens[len(rc.lens)-1]
 	rc.mu.Unlock()
