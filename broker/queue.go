@@ -109,6 +109,7 @@ type outQueue struct {
 	overflowFrame func(uint64) []byte // encodes the report of n dropped messages
 }
 
+// frameSize is what a frame counts for in the bound: its length.
 func frameSize(f []byte) int { return len(f) }
 
 // A writer takes at most this many frames and bytes per write (one
