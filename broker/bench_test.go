@@ -269,3 +269,41 @@ func BenchmarkFanin(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
 }
+
+// BenchmarkPublishLocal measures Publish to one in-process subscription:
+// the message goes through the subscription's bounded queue to its
+// handler's goroutine. The queue never fills (the bound is far above what
+// b.N messages take), so this is the cost of the queue and the hand-off,
+// not of backpressure.
+func BenchmarkPublishLocal(b *testing.B) {
+	br, _ := startBroker(b, broker.Options{PingInterval: -1, QueueBytes: 1 << 30})
+	count := &benchCounter{target: int64(b.N), done: make(chan struct{})}
+	sub, err := br.Subscribe(benchTopic, func(*broker.Message) error {
+		if count.n.Add(1) == count.target {
+			close(count.done)
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	m := broker.Message{Topic: benchTopic, Data: benchData}
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := br.Publish(ctx, m); err != nil {
+			b.Fatal(err)
+		}
+	}
+	select {
+	case <-count.done:
+	case <-time.After(time.Minute):
+		b.Fatalf("handled %d of %d", count.n.Load(), b.N)
+	}
+	b.StopTimer()
+	if d := sub.Dropped(); d != 0 {
+		b.Fatalf("%d messages dropped", d)
+	}
+}

@@ -242,6 +242,7 @@ func TestRegressionExpiredClockStillDrains(t *testing.T) {
 				return s
 			}
 			stuck := func(*broker.Message) error { <-release; return nil }
+			// takes a message every 2 ms: slower than the publishers, never stuck
 			slow := func(*broker.Message) error { time.Sleep(2 * time.Millisecond); return nil }
 			var steady *broker.Subscription
 			if stuckFirst {

@@ -48,17 +48,13 @@ type Subscription struct {
 	handler Handler
 	sess    *session
 
-	mu          sync.Mutex
-	queue       []localItem
-	bytes       int
-	closed      bool
-	ready       chan struct{} // signalled when the queue gets a message
-	space       chan struct{} // closed when room is made
-	watch       drainWatch
-	dropped     uint64
-	overflowing bool
-	queuedMids  map[uint64]int // mids with a delivery in queue
-	once        sync.Once
+	mu         sync.Mutex
+	q          boundedQueue[localItem]
+	closed     bool
+	ready      chan struct{} // signalled when the queue gets a message
+	dropped    uint64
+	queuedMids map[uint64]int // mids with a delivery in queue
+	once       sync.Once
 }
 
 type localItem struct {
@@ -88,9 +84,7 @@ func (b *Broker) Subscribe(filter string, handler Handler, opts ...SubOption) (*
 		window = DefaultInflight
 	}
 	window = min(window, b.opts.MaxInflight)
-	s := &Subscription{b: b, filter: filter, handler: handler, ready: make(chan struct{}, 1)}
-	s.sess = newSession(b, "")
-	s.sess.attach(s, nil)
+	s := newSubscription(b, filter, handler)
 	b.mu.Lock()
 	if b.closed.Load() {
 		b.mu.Unlock()
@@ -107,6 +101,17 @@ func (b *Broker) Subscribe(filter string, handler Handler, opts ...SubOption) (*
 	}
 	sub.activate(retained)
 	return s, nil
+}
+
+// newSubscription returns a subscription attached to a session of its own,
+// its handler goroutine not yet started.
+func newSubscription(b *Broker, filter string, handler Handler) *Subscription {
+	s := &Subscription{b: b, filter: filter, handler: handler, ready: make(chan struct{}, 1)}
+	s.q.limit = b.opts.QueueBytes
+	s.q.spell = max(b.opts.DrainTimeout, 0)
+	s.sess = newSession(b, "")
+	s.sess.attach(s, nil)
+	return s
 }
 
 // Filter returns the subscription's filter.
@@ -130,9 +135,8 @@ func (s *Subscription) Unsubscribe() {
 		s.sess.detach(s)
 		s.mu.Lock()
 		s.closed = true
-		s.queue = nil
-		s.bytes = 0
-		s.wakeLocked()
+		s.q.discard(localItem.size)
+		s.q.wake()
 		s.mu.Unlock()
 		select {
 		case s.ready <- struct{}{}:
@@ -144,13 +148,6 @@ func (s *Subscription) Unsubscribe() {
 	})
 }
 
-func (s *Subscription) wakeLocked() {
-	if s.space != nil {
-		close(s.space)
-		s.space = nil
-	}
-}
-
 // enqueue adds it: always with force, else only within the bound.
 func (s *Subscription) enqueue(it localItem, force bool) (pushResult, <-chan struct{}) {
 	s.mu.Lock()
@@ -158,18 +155,9 @@ func (s *Subscription) enqueue(it localItem, force bool) (pushResult, <-chan str
 	if s.closed {
 		return pushClosed, nil
 	}
-	if !force && s.bytes > 0 && s.bytes+it.size() > s.b.opts.QueueBytes {
-		if s.overflowing {
-			return pushRefuse, nil
-		}
-		s.watch.full()
-		if s.watch.over(max(s.b.opts.DrainTimeout, 0)) {
-			return pushRefuse, nil // full for too long: a slow consumer
-		}
-		if s.space == nil {
-			s.space = make(chan struct{})
-		}
-		return pushFull, s.space
+	n := it.size()
+	if !force && !s.q.fits(n) {
+		return s.q.full(true)
 	}
 	if it.mid != 0 {
 		if s.queuedMids == nil {
@@ -177,8 +165,7 @@ func (s *Subscription) enqueue(it localItem, force bool) (pushResult, <-chan str
 		}
 		s.queuedMids[it.mid]++
 	}
-	s.queue = append(s.queue, it)
-	s.bytes += it.size()
+	s.q.add(it, n)
 	select {
 	case s.ready <- struct{}{}:
 	default:
@@ -235,7 +222,7 @@ func (s *Subscription) sendRetained(m *stored) {
 func (s *Subscription) overflow() {
 	s.mu.Lock()
 	s.dropped++
-	s.overflowing = true
+	s.q.overflowing = true
 	s.mu.Unlock()
 	s.b.stats.dropped.Add(1)
 }
@@ -244,7 +231,7 @@ func (s *Subscription) overflow() {
 func (s *Subscription) draining(quiet, limit time.Duration) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return !s.closed && s.watch.draining(quiet, limit)
+	return !s.closed && s.q.watch.draining(quiet, limit)
 }
 
 // drop implements transport.
@@ -263,25 +250,17 @@ func (s *Subscription) run() {
 				s.mu.Unlock()
 				return
 			}
-			if len(s.queue) == 0 {
-				s.queue = nil
+			if s.q.items.n == 0 {
 				s.mu.Unlock()
 				break
 			}
-			it := s.queue[0]
-			s.queue[0] = localItem{}
-			s.queue = s.queue[1:]
-			s.bytes -= it.size()
+			it := s.q.pop()
 			if it.mid != 0 {
 				if s.queuedMids[it.mid]--; s.queuedMids[it.mid] <= 0 {
 					delete(s.queuedMids, it.mid)
 				}
 			}
-			if s.overflowing && s.bytes <= s.b.opts.QueueBytes/2 {
-				s.overflowing = false
-			}
-			s.watch.drained(s.bytes <= s.b.opts.QueueBytes/2)
-			s.wakeLocked()
+			s.q.release(it.size()) // the handler has it
 			s.mu.Unlock()
 			if s.call(it.m) && it.mid != 0 {
 				s.sess.ack(s, it.mid)

@@ -1,13 +1,11 @@
 package broker
 
 import (
-	"encoding/json"
 	"fmt"
 	"sync"
 
 	"github.com/ferry-io/ferry/internal/wsframe"
 	"github.com/ferry-io/ferry/protocol"
-	"github.com/vmihailenco/msgpack/v5"
 )
 
 // Message is a published message as the in-process API sees it.
@@ -34,12 +32,10 @@ func (m *Message) JSON() ([]byte, error) {
 	return protocol.Convert(nil, m.Codec, protocol.JSON, m.Data)
 }
 
-// Decode unmarshals Data into v with the codec's library.
+// Decode unmarshals Data into v with its codec's library (see
+// protocol.Unmarshal).
 func (m *Message) Decode(v any) error {
-	if m.Codec == protocol.Msgpack {
-		return msgpack.Unmarshal(m.Data, v)
-	}
-	return json.Unmarshal(m.Data, v)
+	return protocol.Unmarshal(m.Codec, m.Data, v)
 }
 
 // validate checks that Data is one value of its codec.

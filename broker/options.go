@@ -1,8 +1,8 @@
 package broker
 
 import (
+	"cmp"
 	"fmt"
-	"github.com/ferry-io/ferry/internal/opt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -154,28 +154,26 @@ type Options struct {
 // withDefaults returns a copy of o with defaults filled in, or an error
 // naming the first invalid field.
 func (o Options) withDefaults() (Options, error) {
-	opt.Default(&o.MaxFrameBytes, DefaultMaxFrameBytes)
-	opt.Default(&o.MaxTopicBytes, DefaultMaxTopicBytes)
-	opt.Default(&o.MaxSubscriptions, DefaultMaxSubscriptions)
-	opt.Default(&o.QueueBytes, DefaultQueueBytes)
-	opt.Default(&o.ReadBufferSize, DefaultReadBufferSize)
-	opt.Default(&o.MaxInflight, DefaultMaxInflight)
-	opt.Default(&o.AckQueue, DefaultAckQueue)
-	opt.Default(&o.MaxRetained, DefaultMaxRetained)
-	opt.Default(&o.MaxSessions, DefaultMaxSessions)
-	opt.Default(&o.MaxRetainedBytes, DefaultMaxRetainedBytes)
-	opt.Default(&o.AckWait, DefaultAckWait)
-	opt.Default(&o.AckStall, DefaultAckStall)
-	opt.Default(&o.SessionTTL, DefaultSessionTTL)
-	opt.Default(&o.MaxStall, DefaultMaxStall)
-	opt.Default(&o.DrainTimeout, DefaultDrainTimeout)
-	opt.Default(&o.HandshakeTimeout, DefaultHandshakeTimeout)
-	opt.Default(&o.PingInterval, DefaultPingInterval)
-	opt.Default(&o.IdleTimeout, DefaultIdleTimeout)
-	opt.Default(&o.WriteTimeout, DefaultWriteTimeout)
-	if o.SlowConsumer == "" {
-		o.SlowConsumer = Disconnect
-	}
+	o.MaxFrameBytes = cmp.Or(o.MaxFrameBytes, DefaultMaxFrameBytes)
+	o.MaxTopicBytes = cmp.Or(o.MaxTopicBytes, DefaultMaxTopicBytes)
+	o.MaxSubscriptions = cmp.Or(o.MaxSubscriptions, DefaultMaxSubscriptions)
+	o.QueueBytes = cmp.Or(o.QueueBytes, DefaultQueueBytes)
+	o.ReadBufferSize = cmp.Or(o.ReadBufferSize, DefaultReadBufferSize)
+	o.MaxInflight = cmp.Or(o.MaxInflight, DefaultMaxInflight)
+	o.AckQueue = cmp.Or(o.AckQueue, DefaultAckQueue)
+	o.MaxRetained = cmp.Or(o.MaxRetained, DefaultMaxRetained)
+	o.MaxSessions = cmp.Or(o.MaxSessions, DefaultMaxSessions)
+	o.MaxRetainedBytes = cmp.Or(o.MaxRetainedBytes, DefaultMaxRetainedBytes)
+	o.AckWait = cmp.Or(o.AckWait, DefaultAckWait)
+	o.AckStall = cmp.Or(o.AckStall, DefaultAckStall)
+	o.SessionTTL = cmp.Or(o.SessionTTL, DefaultSessionTTL)
+	o.MaxStall = cmp.Or(o.MaxStall, DefaultMaxStall)
+	o.DrainTimeout = cmp.Or(o.DrainTimeout, DefaultDrainTimeout)
+	o.HandshakeTimeout = cmp.Or(o.HandshakeTimeout, DefaultHandshakeTimeout)
+	o.PingInterval = cmp.Or(o.PingInterval, DefaultPingInterval)
+	o.IdleTimeout = cmp.Or(o.IdleTimeout, DefaultIdleTimeout)
+	o.WriteTimeout = cmp.Or(o.WriteTimeout, DefaultWriteTimeout)
+	o.SlowConsumer = cmp.Or(o.SlowConsumer, Disconnect)
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}

@@ -5,33 +5,112 @@ import (
 	"time"
 )
 
-// outQueue is a connection's outbound queue of encoded WebSocket frames,
-// bounded in bytes. Frames are shared between connections and never
-// modified. bytes counts frames from push until their write completes, so
-// the bound covers what the writer holds too.
-type outQueue struct {
-	mu      sync.Mutex
-	frames  frameList
-	bytes   int
-	limit   int
-	spell   time.Duration // Options.DrainTimeout: longest full spell; 0: none
-	running bool          // a writer goroutine is active
-	closed  bool          // nothing more is accepted
-	closeF  []byte        // written after the queue drains, then the socket closes
-	dropped uint64        // messages dropped (drop policy) not yet reported
+// boundedQueue is a FIFO of T bounded in bytes, with the backpressure both
+// of ferry's queues follow: a connection's outbound queue of frames
+// (outQueue) and an in-process subscription's queue of messages
+// (Subscription). Its owner guards it with its own mutex, decides when to
+// add (fits, else full) and releases an item's bytes once the subscriber
+// has it.
+//
+// While full, pushers wait on a channel closed when room is made; a full
+// spell longer than spell (see drainWatch) makes full refuse, and so does
+// an overflow, until the queue has drained to half.
+type boundedQueue[T any] struct {
+	items chunkList[T]
+	// bytes counts items from add until release, so the bound covers what
+	// the consumer has taken and not yet finished with.
+	bytes int
+	limit int
+	spell time.Duration // Options.DrainTimeout: longest full spell; 0: none
 	// overflowing is set when a message was dropped for a full queue and
 	// cleared when the queue drains to half: meanwhile publishers do not
 	// stall on this queue again, so one stuck reader cannot throttle them.
 	overflowing bool
 	space       chan struct{}
 	watch       drainWatch
-	spare       [][]byte       // a batch slice to reuse
-	writers     sync.WaitGroup // the writer goroutine, counted under mu
+}
 
-	// set once before use
+// fits reports whether an item of n bytes may be added now. An empty
+// queue takes any item, however large.
+func (q *boundedQueue[T]) fits(n int) bool { return q.bytes == 0 || q.bytes+n <= q.limit }
+
+// full is the answer to a push that does not fit: pushFull with a channel
+// closed as soon as room may have been made or, with refuse, pushRefuse if
+// the queue is overflowing or has been full for longer than spell.
+func (q *boundedQueue[T]) full(refuse bool) (pushResult, <-chan struct{}) {
+	if q.overflowing && refuse {
+		return pushRefuse, nil
+	}
+	q.watch.full()
+	if refuse && q.watch.over(q.spell) {
+		return pushRefuse, nil // full for too long: a slow consumer
+	}
+	if q.space == nil {
+		q.space = make(chan struct{})
+	}
+	return pushFull, q.space
+}
+
+// add appends it, of n bytes, whatever the bound.
+func (q *boundedQueue[T]) add(it T, n int) {
+	q.items.push(it)
+	q.bytes += n
+}
+
+// pop removes the first item; its bytes stay counted until release. The
+// queue must not be empty.
+func (q *boundedQueue[T]) pop() T { return q.items.pop() }
+
+// release gives back n bytes of popped items the subscriber has: an
+// overflow, and a full spell, end once the queue is down to half; stalled
+// pushers are woken.
+func (q *boundedQueue[T]) release(n int) {
+	q.bytes -= n
+	half := q.bytes <= q.limit/2
+	if q.overflowing && half {
+		q.overflowing = false
+	}
+	q.watch.drained(half)
+	q.wake()
+}
+
+// wake closes the channel stalled pushers wait on.
+func (q *boundedQueue[T]) wake() {
+	if q.space != nil {
+		close(q.space)
+		q.space = nil
+	}
+}
+
+// discard drops the queued items (not the popped ones), size telling the
+// bytes of each.
+func (q *boundedQueue[T]) discard(size func(T) int) {
+	for q.items.n > 0 {
+		q.bytes -= size(q.items.pop())
+	}
+}
+
+// outQueue is a connection's outbound queue of encoded WebSocket frames,
+// bounded in bytes. Frames are shared between connections and never
+// modified. A frame's bytes are released when its write completes, so the
+// bound covers what the writer holds too.
+type outQueue struct {
+	mu sync.Mutex
+	boundedQueue[[]byte]
+	running bool           // a writer goroutine is active
+	closed  bool           // nothing more is accepted
+	closeF  []byte         // written after the queue drains, then the socket closes
+	dropped uint64         // messages dropped (drop policy) not yet reported
+	spare   [][]byte       // a batch slice to reuse
+	writers sync.WaitGroup // the writer goroutine, counted under mu
+
+	// set once before use, with limit and spell
 	writer        func()              // the writer goroutine's body
 	overflowFrame func(uint64) []byte // encodes the report of n dropped messages
 }
+
+// frameSize is what a frame counts for in the bound: its length.
+func frameSize(f []byte) int { return len(f) }
 
 // A writer takes at most this many frames and bytes per write (one
 // writev), so that room is made, and stalled publishers woken, as each
@@ -69,18 +148,8 @@ func (q *outQueue) pushFrame(f []byte, refuse bool) (pushResult, <-chan struct{}
 	if q.closed || q.closeF != nil {
 		return pushClosed, nil
 	}
-	if q.bytes > 0 && q.bytes+len(f) > q.limit {
-		if q.overflowing && refuse {
-			return pushRefuse, nil
-		}
-		q.watch.full()
-		if refuse && q.watch.over(q.spell) {
-			return pushRefuse, nil // full for too long: a slow consumer
-		}
-		if q.space == nil {
-			q.space = make(chan struct{})
-		}
-		return pushFull, q.space
+	if !q.fits(len(f)) {
+		return q.full(refuse)
 	}
 	q.reportDropsLocked()
 	q.appendLocked(f)
@@ -110,8 +179,7 @@ func (q *outQueue) pushIfRoom(f []byte) {
 }
 
 func (q *outQueue) appendLocked(f []byte) {
-	q.frames.push(f)
-	q.bytes += len(f)
+	q.add(f, len(f))
 	q.startLocked()
 }
 
@@ -127,8 +195,7 @@ func (q *outQueue) reportDropsLocked() {
 	if q.dropped > 0 {
 		of := q.overflowFrame(q.dropped)
 		q.dropped = 0
-		q.frames.push(of)
-		q.bytes += len(of)
+		q.add(of, len(of))
 	}
 }
 
@@ -153,10 +220,10 @@ func (q *outQueue) drop(n uint64) {
 func (q *outQueue) take() (batch [][]byte, n int, closeF []byte, stop bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.frames.n == 0 && !q.closed && q.closeF == nil {
+	if q.items.n == 0 && !q.closed && q.closeF == nil {
 		q.reportDropsLocked()
 	}
-	if q.frames.n == 0 || q.closed {
+	if q.items.n == 0 || q.closed {
 		closeF, q.closeF = q.closeF, nil
 		if closeF != nil {
 			q.closed = true // the close frame is the last one ever
@@ -167,8 +234,8 @@ func (q *outQueue) take() (batch [][]byte, n int, closeF []byte, stop bool) {
 	}
 	batch = q.spare[:0]
 	q.spare = nil
-	for q.frames.n > 0 && len(batch) < maxBatchFrames && (len(batch) == 0 || n+len(q.frames.first()) <= maxBatchBytes) {
-		f := q.frames.pop()
+	for q.items.n > 0 && len(batch) < maxBatchFrames && (len(batch) == 0 || n+len(q.items.first()) <= maxBatchBytes) {
+		f := q.pop()
 		n += len(f)
 		batch = append(batch, f)
 	}
@@ -183,21 +250,8 @@ func (q *outQueue) written(batch [][]byte, n int) {
 	if cap(batch) <= maxBatchFrames {
 		q.spare = batch[:0]
 	}
-	q.bytes -= n
-	if q.overflowing && q.bytes <= q.limit/2 {
-		q.overflowing = false
-	}
-	q.watch.drained(q.bytes <= q.limit/2) // the bytes were written: the subscriber reads
-	q.wake()
+	q.release(n) // the bytes were written: the subscriber reads
 	q.mu.Unlock()
-}
-
-// wake must be called with q.mu held.
-func (q *outQueue) wake() {
-	if q.space != nil {
-		close(q.space)
-		q.space = nil
-	}
 }
 
 // closeAfter keeps what is already queued (discard false) or drops it
@@ -210,7 +264,7 @@ func (q *outQueue) closeAfter(f []byte, discard bool) bool {
 		return false
 	}
 	if discard {
-		q.discardLocked()
+		q.discard(frameSize)
 		q.dropped = 0
 	}
 	q.closeF = f
@@ -238,7 +292,7 @@ func (q *outQueue) abandon() {
 func (q *outQueue) shut() {
 	q.mu.Lock()
 	q.closed = true
-	q.discardLocked()
+	q.discard(frameSize)
 	q.closeF = nil
 	q.wake()
 	q.mu.Unlock()
@@ -257,67 +311,76 @@ func (q *outQueue) size() int {
 	return q.bytes
 }
 
-// discardLocked drops the queued frames.
-func (q *outQueue) discardLocked() {
-	for q.frames.n > 0 {
-		q.bytes -= len(q.frames.pop())
+// chunkItems is how many items a chunk of a chunkList holds.
+const chunkItems = 64
+
+type chunk[T any] struct {
+	items [chunkItems]T
+	next  *chunk[T]
+}
+
+// Pools of empty chunks, one per element type: a queue holds chunks only
+// while it holds items, so an idle connection or subscription holds none.
+var (
+	frameChunks = sync.Pool{New: func() any { return new(chunk[[]byte]) }}
+	localChunks = sync.Pool{New: func() any { return new(chunk[localItem]) }}
+)
+
+// chunkPool returns the pool of empty chunks of T. It runs once per
+// chunkItems items pushed or popped.
+func chunkPool[T any]() *sync.Pool {
+	switch any((*chunk[T])(nil)).(type) {
+	case *chunk[[]byte]:
+		return &frameChunks
+	case *chunk[localItem]:
+		return &localChunks
 	}
+	panic("broker: no chunk pool for this element type")
 }
 
-// chunkFrames is how many frames a chunk of a frameList holds.
-const chunkFrames = 64
-
-type frameChunk struct {
-	f    [chunkFrames][]byte
-	next *frameChunk
+// chunkList is a FIFO kept in chunks: pushing never copies what is
+// queued, however long the queue.
+type chunkList[T any] struct {
+	head, tail *chunk[T]
+	hi, ti     int // next item to pop in head; next free slot in tail
+	n          int // items held
 }
 
-// chunkPool holds empty chunks: a queue holds chunks only while it holds
-// frames, so an idle connection holds none.
-var chunkPool = sync.Pool{New: func() any { return new(frameChunk) }}
-
-// frameList is a FIFO of frames kept in chunks: pushing never copies what
-// is queued, however long the queue.
-type frameList struct {
-	head, tail *frameChunk
-	hi, ti     int // next frame to pop in head; next free slot in tail
-	n          int // frames held
-}
-
-func (l *frameList) push(f []byte) {
+func (l *chunkList[T]) push(it T) {
 	switch {
 	case l.tail == nil:
-		l.tail = chunkPool.Get().(*frameChunk)
+		l.tail = chunkPool[T]().Get().(*chunk[T])
 		l.head, l.hi, l.ti = l.tail, 0, 0
-	case l.ti == chunkFrames:
-		c := chunkPool.Get().(*frameChunk)
+	case l.ti == chunkItems:
+		c := chunkPool[T]().Get().(*chunk[T])
 		l.tail.next, l.tail, l.ti = c, c, 0
 	}
-	l.tail.f[l.ti] = f
+	l.tail.items[l.ti] = it
 	l.ti++
 	l.n++
 }
 
-// first returns the frame pop would return; l must not be empty.
-func (l *frameList) first() []byte { return l.head.f[l.hi] }
+// first returns the item pop would return; l must not be empty.
+func (l *chunkList[T]) first() T { return l.head.items[l.hi] }
 
-// pop removes and returns the first frame; l must not be empty.
-func (l *frameList) pop() []byte {
+// pop removes and returns the first item; l must not be empty.
+func (l *chunkList[T]) pop() T {
 	c := l.head
-	f := c.f[l.hi]
-	c.f[l.hi] = nil
+	it := c.items[l.hi]
+	var zero T
+	c.items[l.hi] = zero
 	l.hi++
 	l.n--
 	switch {
 	case l.n == 0:
-		*l = frameList{}
-	case l.hi == chunkFrames:
+		*l = chunkList[T]{}
+	case l.hi == chunkItems:
 		l.head, l.hi = c.next, 0
 	default:
-		return f
+		return it
 	}
 	// c is empty (its slots were cleared as they were popped)
 	c.next = nil
-	chunkPool.Put(c)
-	return f
+	chunkPool[T]().Put(c)
+	return it
 }

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ferry-io/ferry/internal/testutil"
 )
 
 // The writer takes a long queue in batches of at most maxBatchFrames frames
@@ -16,7 +18,7 @@ import (
 // while pushes go on between takes; the byte count follows every step.
 func TestOutQueueBatches(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	q := outQueue{limit: 1 << 30, writer: func() {}, overflowFrame: func(uint64) []byte { return nil }}
+	q := testQueue(1<<30, 0)
 	var want [][]byte // what was pushed and not yet taken, in order
 	queued := 0       // their bytes
 	seq := 0
@@ -71,12 +73,12 @@ func TestOutQueueBatches(t *testing.T) {
 				t.Fatalf("round %d: queue counts %d bytes, %d are queued", round, got, queued)
 			}
 		}
-		if q.frames.n != len(want) {
-			t.Fatalf("round %d: %d frames held, want %d queued", round, q.frames.n, len(want))
+		if q.items.n != len(want) {
+			t.Fatalf("round %d: %d frames held, want %d queued", round, q.items.n, len(want))
 		}
 		// taken frames are reclaimed: the chunks follow what is queued,
 		// not everything pushed since the queue was last empty
-		if c := chunks(&q.frames); c > len(want)/chunkFrames+2 {
+		if c := chunks(&q.items); c > len(want)/chunkItems+2 {
 			t.Fatalf("round %d: %d chunks hold %d frames", round, c, len(want))
 		}
 	}
@@ -89,13 +91,21 @@ func TestOutQueueBatches(t *testing.T) {
 	if _, _, _, stop := q.take(); !stop {
 		t.Fatal("take on an empty queue did not stop the writer")
 	}
-	if q.size() != 0 || q.frames != (frameList{}) {
-		t.Fatalf("drained queue: %d bytes, list %+v", q.size(), q.frames)
+	if q.size() != 0 || q.items != (chunkList[[]byte]{}) {
+		t.Fatalf("drained queue: %d bytes, list %+v", q.size(), q.items)
 	}
 }
 
+// testQueue returns an outQueue whose writer does nothing: the test takes
+// the frames.
+func testQueue(limit int, spell time.Duration) *outQueue {
+	q := &outQueue{writer: func() {}, overflowFrame: func(uint64) []byte { return nil }}
+	q.limit, q.spell = limit, spell
+	return q
+}
+
 // chunks counts the chunks of l.
-func chunks(l *frameList) int {
+func chunks[T any](l *chunkList[T]) int {
 	n := 0
 	for c := l.head; c != nil; c = c.next {
 		n++
@@ -103,12 +113,40 @@ func chunks(l *frameList) int {
 	return n
 }
 
+// An in-process subscription's queue keeps its messages in the same chunked
+// FIFO: in order, the chunks following what is queued, none once empty.
+func TestChunkListOfMessages(t *testing.T) {
+	var l chunkList[localItem]
+	next, popped := uint64(1), uint64(1)
+	for round := 0; round < 50; round++ {
+		for range 1 + round*37%300 {
+			l.push(localItem{mid: next})
+			next++
+		}
+		for l.n > round%100 {
+			if it := l.pop(); it.mid != popped {
+				t.Fatalf("round %d: popped mid %d, want %d", round, it.mid, popped)
+			}
+			popped++
+		}
+		if c := chunks(&l); c > l.n/chunkItems+2 {
+			t.Fatalf("round %d: %d chunks hold %d items", round, c, l.n)
+		}
+	}
+	for l.n > 0 {
+		l.pop()
+	}
+	if l != (chunkList[localItem]{}) {
+		t.Fatalf("empty list holds %+v", l)
+	}
+}
+
 // A full spell ends once the queue has had room for a while: a queue that
 // filled once, then ran one-in/one-out below its bound for longer than the
 // drain timeout, gets the ordinary stall when it fills again, not the
 // slow-consumer policy at once.
 func TestRegressionStaleFullSpell(t *testing.T) {
-	q := outQueue{limit: 400 << 10, spell: 50 * time.Millisecond, writer: func() {}, overflowFrame: func(uint64) []byte { return nil }}
+	q := testQueue(400<<10, 50*time.Millisecond)
 	f := make([]byte, 40<<10) // one frame per batch
 	for range 10 {
 		q.push(f)
@@ -180,16 +218,11 @@ func TestRegressionIdleWaitHoldsNoReadAhead(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { _, err := io.ReadFull(br, make([]byte, 2)); done <- err }()
-	// wait until the reader is blocked in a read of the connection
-	for {
+	testutil.Eventually(t, 20*time.Second, time.Millisecond, "the reader blocked in a read of the connection", func() bool {
 		rc.mu.Lock()
-		n := len(rc.lens)
-		rc.mu.Unlock()
-		if n >= 2 {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+		defer rc.mu.Unlock()
+		return len(rc.lens) >= 2
+	})
 	rc.mu.Lock()
 	waiting := rc.lens[len(rc.lens)-1]
 	rc.mu.Unlock()

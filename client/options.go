@@ -1,10 +1,10 @@
 package client
 
 import (
+	"cmp"
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"github.com/ferry-io/ferry/internal/opt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -178,19 +178,17 @@ func OnError(f func(error)) Option { return func(o *Options) error { o.OnError =
 func WithLogger(l *slog.Logger) Option { return func(o *Options) error { o.Logger = l; return nil } }
 
 func (o *Options) setDefaults() error {
-	opt.Default(&o.DialTimeout, DefaultDialTimeout)
-	opt.Default(&o.ReconnectMin, DefaultReconnectMin)
-	opt.Default(&o.ReconnectMax, DefaultReconnectMax)
-	opt.Default(&o.PingInterval, DefaultPingInterval)
-	opt.Default(&o.PingTimeout, DefaultPingTimeout)
-	opt.Default(&o.BufferMessages, DefaultBufferMessages)
-	opt.Default(&o.BufferBytes, DefaultBufferBytes)
-	opt.Default(&o.PendingMessages, DefaultPendingMessages)
-	opt.Default(&o.PendingBytes, DefaultPendingBytes)
-	opt.Default(&o.MaxFrameBytes, protocol.DefaultMaxFrameBytes)
-	if o.ReconnectFactor == 0 {
-		o.ReconnectFactor = DefaultReconnectFactor
-	}
+	o.DialTimeout = cmp.Or(o.DialTimeout, DefaultDialTimeout)
+	o.ReconnectMin = cmp.Or(o.ReconnectMin, DefaultReconnectMin)
+	o.ReconnectMax = cmp.Or(o.ReconnectMax, DefaultReconnectMax)
+	o.PingInterval = cmp.Or(o.PingInterval, DefaultPingInterval)
+	o.PingTimeout = cmp.Or(o.PingTimeout, DefaultPingTimeout)
+	o.BufferMessages = cmp.Or(o.BufferMessages, DefaultBufferMessages)
+	o.BufferBytes = cmp.Or(o.BufferBytes, DefaultBufferBytes)
+	o.PendingMessages = cmp.Or(o.PendingMessages, DefaultPendingMessages)
+	o.PendingBytes = cmp.Or(o.PendingBytes, DefaultPendingBytes)
+	o.MaxFrameBytes = cmp.Or(o.MaxFrameBytes, protocol.DefaultMaxFrameBytes)
+	o.ReconnectFactor = cmp.Or(o.ReconnectFactor, DefaultReconnectFactor)
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}

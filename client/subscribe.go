@@ -2,14 +2,12 @@ package client
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
 
 	"github.com/ferry-io/ferry/protocol"
-	"github.com/vmihailenco/msgpack/v5"
 )
 
 // Message is a message delivered to a subscription.
@@ -40,10 +38,7 @@ type Message struct {
 
 // Decode unmarshals Data into v with the codec's library.
 func (m *Message) Decode(v any) error {
-	if m.Codec == protocol.Msgpack {
-		return msgpack.Unmarshal(m.Data, v)
-	}
-	return json.Unmarshal(m.Data, v)
+	return protocol.Unmarshal(m.Codec, m.Data, v)
 }
 
 // Ack acknowledges the message of an acknowledged subscription. Only the

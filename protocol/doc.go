@@ -1,6 +1,7 @@
 // Package protocol implements ferry's wire protocol, version 1: the frame
 // type, its JSON and msgpack codecs, conversion of data between the codecs,
-// and the rules for topics and filters. It does no I/O.
+// decoding of data into Go values (Unmarshal), and the rules for topics and
+// filters. It does no I/O.
 //
 // Decoders return data as a sub-slice of their input, so that a broker can
 // forward a payload to subscribers of the same codec without decoding it.
