@@ -58,7 +58,7 @@ func TestRetainedBeforeLiveOnNewSubscription(t *testing.T) {
 	got := make(chan *Message, 10)
 	ls := newSubscription(b, "", func(m *Message) error { got <- m; return nil })
 	b.bgWG.Add(1)
-	go ls.run()
+	go b.loop("in-process subscription", ls.run)
 	s1, _, r1, _ := ls.sess.subscribe(ls, "a/#", "", false, 0)
 	s1.activate(r1)
 	_ = b.Publish(context.Background(), Message{Topic: "a/b", Data: []byte(`"old"`), Retain: true})

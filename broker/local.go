@@ -94,10 +94,14 @@ func (b *Broker) Subscribe(filter string, handler Handler, opts ...SubOption) (*
 	b.bgWG.Add(1)
 	b.mu.Unlock()
 	sub, _, retained, perr := s.sess.subscribe(s, filter, o.group, o.ack, window)
-	go s.run()
+	go b.loop("in-process subscription", s.run)
 	if perr != nil {
 		s.Unsubscribe()
 		return nil, fmt.Errorf("ferry: Subscribe: %w", perr)
+	}
+	if err := b.interest.sync(filter, o.group); err != nil {
+		s.Unsubscribe()
+		return nil, fmt.Errorf("ferry: Subscribe: the cluster cannot bring this subscription its messages: %w", err)
 	}
 	sub.activate(retained)
 	return s, nil
@@ -242,7 +246,6 @@ func (s *Subscription) drop(n uint64) {
 }
 
 func (s *Subscription) run() {
-	defer s.b.bgWG.Done()
 	for range s.ready {
 		for {
 			s.mu.Lock()

@@ -279,7 +279,7 @@ func (q *outQueue) abandon() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.closed = true
-	q.discardLocked()
+	q.discard(frameSize)
 	q.closeF = nil
 	q.wake()
 	if q.running {
