@@ -19,7 +19,8 @@ import (
 // The broker calls Interest and Group as its subscriptions come and go
 // (reference counted: on for the first subscription of a filter, off after
 // the last), so that a node receives only the traffic it needs. It calls
-// them outside its locks, one call at a time per filter (and group), so
+// them outside its locks (but for the subscribing connection's own; see the
+// package doc's lock order), one call at a time per filter (and group), so
 // they may do I/O.
 type Cluster interface {
 	// Start connects the cluster. n is how messages from the cluster reach
@@ -184,10 +185,11 @@ func (n clusterNode) accept(what string, m ClusterMessage) bool {
 }
 
 // interest counts this node's subscriptions per filter and per group, and
-// tells the cluster about the first and the last: add counts (under any
-// lock), sync tells the cluster (under none). The first subscription of a
-// filter waits for its sync and is refused if it fails; the last one's
-// sync runs in the background.
+// tells the cluster about the first and the last: add counts (under
+// session.mu; it may take Broker.mu), sync tells the cluster (under no lock
+// but a reader's conn.handling; see the lock order in doc.go). The first
+// subscription of a filter waits for its sync and is refused if it fails;
+// the last one's sync runs in the background.
 type interest struct {
 	b    *Broker
 	c    Cluster

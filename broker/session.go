@@ -14,10 +14,7 @@ import (
 // connection by Options.SessionTTL, keeping its acknowledged subscriptions
 // (their queues and unacknowledged deliveries) for the client to resume.
 //
-// Lock order: session.mu, then index.mu, then retainStore.mu or group.mu,
-// then a transport's queue lock. No lock is held while a delivery goes to
-// another session (route, group hand-over), so two session locks are never
-// held at once.
+// The lock order of mu and emu is in the package doc (doc.go).
 type session struct {
 	b  *Broker
 	id string // "" for a session that ends with its connection
