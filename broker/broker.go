@@ -136,6 +136,21 @@ func (b *Broker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, reason, http.StatusForbidden)
 		return
 	}
+	// before negotiate, which leaves only the codec in the subprotocols
+	var id *Identity
+	if b.opts.Authenticate != nil {
+		var err error
+		if id, err = b.opts.Authenticate(r); err != nil {
+			b.stats.authFailures.Add(1)
+			refuseUnauthenticated(w, err)
+			return
+		}
+		if id != nil && !id.Expires.IsZero() && !time.Now().Before(id.Expires) {
+			b.stats.authFailures.Add(1)
+			refuseUnauthenticated(w, fmt.Errorf("token expired at %s", id.Expires.UTC().Format(time.RFC3339)))
+			return
+		}
+	}
 	codec, up, err := b.negotiate(r)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
@@ -197,6 +212,8 @@ func (b *Broker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	upgraded = true
 	c := connOf(socket)
 	c.init(b, socket, lc, codec, r.RemoteAddr)
+	c.id = id
+	c.armExpiry()
 	hasRoom := b.attachSession(c, sessionID, claimed) // before addConn: Shutdown reads c.sess
 	if !hasRoom {
 		c.closeWith(protocol.CloseTryAgain, fmt.Sprintf("the broker already holds %d sessions, the limit", b.opts.MaxSessions), false)
@@ -223,6 +240,7 @@ func (b *Broker) negotiate(r *http.Request) (protocol.Codec, *gws.Upgrader, erro
 		return protocol.JSON, b.upgraders[0], nil
 	}
 	var offered []string
+	bearer := false
 	for _, v := range values {
 		for _, p := range strings.Split(v, ",") {
 			p = strings.TrimSpace(p)
@@ -230,12 +248,20 @@ func (b *Broker) negotiate(r *http.Request) (protocol.Codec, *gws.Upgrader, erro
 				continue
 			}
 			if c, ok := protocol.CodecForSubprotocol(p); ok {
-				// let gws echo exactly this one
+				// let gws echo exactly this one (never a token)
 				r.Header.Set("Sec-WebSocket-Protocol", p)
 				return c, b.upgraders[1+int(c)], nil
 			}
+			if isBearer(p) {
+				bearer = true
+				continue // a credential, not a protocol: never named in a reply
+			}
 			offered = append(offered, p)
 		}
+	}
+	if len(offered) == 0 && bearer {
+		return 0, nil, fmt.Errorf("ferry: a %s* subprotocol entry must be offered beside %s or %s (a browser needs one to be echoed)",
+			BearerSubprotocol, protocol.SubprotocolJSON, protocol.SubprotocolMsgpack)
 	}
 	if len(offered) == 0 {
 		r.Header.Del("Sec-WebSocket-Protocol")

@@ -29,6 +29,8 @@ type conn struct {
 	q      outQueue
 
 	sess *session
+	id   *Identity   // from Options.Authenticate; nil without it
+	exp  *time.Timer // closes the connection when id expires
 
 	// owned by the read goroutine
 	frame protocol.Frame
@@ -222,6 +224,9 @@ func (c *conn) touch() {
 // read goroutine when it ends.
 func (c *conn) cleanup() {
 	c.cleanupOnce.Do(func() {
+		if c.exp != nil {
+			c.exp.Stop()
+		}
 		c.sess.detach(c)
 		c.q.shut()
 		_ = c.nc.Close()
@@ -335,6 +340,9 @@ func (c *conn) subscribe(f *protocol.Frame) *protocol.Error {
 	if err := protocol.ValidateFilter(f.Topic, o.MaxTopicBytes); err != nil {
 		return err
 	}
+	if err := c.authorize(Subscribe, "sub", f.Topic); err != nil {
+		return err
+	}
 	if err := validateGroup(f.Group, o.MaxTopicBytes); err != nil {
 		return err
 	}
@@ -365,6 +373,30 @@ func (c *conn) subscribe(f *protocol.Frame) *protocol.Error {
 	return nil
 }
 
+// authorize asks Options.Authorize whether the connection may do a on
+// topic; op names the request in the refusal.
+func (c *conn) authorize(a Action, op, topic string) *protocol.Error {
+	if az := c.b.opts.Authorize; az != nil && !az(c.id, a, topic) {
+		c.b.stats.forbidden.Add(1)
+		return protocol.Errorf(protocol.CodeForbidden, "%s: not allowed on %q", op, topic)
+	}
+	return nil
+}
+
+// armExpiry closes the connection with 4001 when its credential expires.
+func (c *conn) armExpiry() {
+	if c.id == nil || c.id.Expires.IsZero() {
+		return
+	}
+	c.exp = time.AfterFunc(time.Until(c.id.Expires), func() {
+		c.b.runRecovered("token expiry", func() {
+			if c.closeWith(protocol.CloseTokenExpired, "token expired", true) {
+				c.b.stats.tokenExpired.Add(1)
+			}
+		})
+	})
+}
+
 // validateGroup checks a queue group name: UTF-8 without U+0000, no longer
 // than a topic may be.
 func validateGroup(g string, max int) *protocol.Error {
@@ -379,6 +411,9 @@ func validateGroup(g string, max int) *protocol.Error {
 
 func (c *conn) unsubscribe(f *protocol.Frame) *protocol.Error {
 	if err := protocol.ValidateFilter(f.Topic, c.b.opts.MaxTopicBytes); err != nil {
+		return err
+	}
+	if err := c.authorize(Subscribe, "unsub", f.Topic); err != nil {
 		return err
 	}
 	if !c.sess.unsubscribe(c, subKey(f.Topic, f.Group)) {
@@ -396,6 +431,9 @@ func (c *conn) publish(codec protocol.Codec, f *protocol.Frame) *protocol.Error 
 	}
 	if protocol.IsSystem(f.Topic) {
 		return protocol.Errorf(protocol.CodeForbidden, "pub: topic %q: topics starting with '$' are reserved for the broker", f.Topic)
+	}
+	if err := c.authorize(Publish, "pub", f.Topic); err != nil {
+		return err
 	}
 	d := newDelivery(c.b, f.Topic, codec, f.Data)
 	defer d.release()

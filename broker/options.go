@@ -143,6 +143,22 @@ type Options struct {
 	// network; requests without Origin (programs, not browsers) always may.
 	// A refused request gets HTTP 403.
 	AllowedOrigins []string
+	// Authenticate, when set, checks every WebSocket request before the
+	// upgrade and returns who it is (Credential finds the token a request
+	// carries). An error refuses the request with HTTP 401 and a
+	// WWW-Authenticate challenge: ErrNoCredential (wrapped or not) as a
+	// missing credential, any other error as an invalid one, its text the
+	// reason (which must not contain the credential). Default: no
+	// authentication, every connection has the Identity nil.
+	Authenticate func(r *http.Request) (*Identity, error)
+	// Authorize, when set, decides whether a connection of identity id
+	// (nil without Authenticate) may do a on topic (a topic for Publish, a
+	// filter for Subscribe); a refusal is an err "forbidden" naming the op
+	// and the topic, and the connection goes on. It is called on every pub,
+	// sub and unsub, on the connection's reader: it must be fast and must
+	// not block. Default: everything is allowed. The in-process API
+	// (Publish, Subscribe) is the application and is not checked.
+	Authorize func(id *Identity, a Action, topic string) bool
 	// CheckOrigin, when set, decides instead of AllowedOrigins and the
 	// default rule whether a WebSocket request may connect; a refused
 	// request gets HTTP 403.

@@ -45,6 +45,13 @@ type Stats struct {
 	// dropped because a client could not have published them (see
 	// ClusterNode).
 	ClusterRejected uint64
+	// AuthFailures counts WebSocket requests refused with 401.
+	AuthFailures uint64
+	// Forbidden counts pub, sub and unsub requests Authorize refused, and
+	// TokenExpired the connections closed (4001) when their credential
+	// expired.
+	Forbidden    uint64
+	TokenExpired uint64
 	// Panics counts panics recovered in the broker's goroutines.
 	Panics uint64
 	// QueuedBytes is the sum of the connections' outbound queues now, and
@@ -66,6 +73,9 @@ type counters struct {
 	badFrames        atomic.Uint64
 	protocolErrors   atomic.Uint64
 	panics           atomic.Uint64
+	authFailures     atomic.Uint64
+	forbidden        atomic.Uint64
+	tokenExpired     atomic.Uint64
 	clusterRejected  atomic.Uint64
 	clusterRejectLog atomic.Int64 // unix ns of the last log of a rejection
 }
@@ -87,6 +97,9 @@ func (b *Broker) Stats() Stats {
 		ProtocolErrors:   b.stats.protocolErrors.Load(),
 		ClusterRejected:  b.stats.clusterRejected.Load(),
 		Panics:           b.stats.panics.Load(),
+		AuthFailures:     b.stats.authFailures.Load(),
+		Forbidden:        b.stats.forbidden.Load(),
+		TokenExpired:     b.stats.tokenExpired.Load(),
 	}
 	if b.cluster != nil {
 		cs := b.cluster.Status()

@@ -96,6 +96,7 @@ const (
 	CloseInternal     = 1011 // a recovered internal error (panic)
 	CloseTryAgain     = 1013 // a limit of the broker's, met between the upgrade and the session
 	CloseIdleTimeout  = 4000 // no traffic (nor pong) within the idle timeout
+	CloseTokenExpired = 4001 // the connection's credential expired
 	CloseSlowConsumer = 4008 // outbound queue full under the disconnect policy
 	CloseTakenOver    = 4009 // a newer connection resumed the same session
 )

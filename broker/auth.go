@@ -1,0 +1,147 @@
+package broker
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Identity is who a connection is, as Options.Authenticate found: the
+// subject of its credential (a JWT's "sub", a static token's identity) and
+// the credential's other claims. Options.Authorize decides with it what
+// the connection may do.
+type Identity struct {
+	// Subject identifies the client (a device id, a user name).
+	Subject string
+	// Claims are the credential's other claims (of a JWT, say), for
+	// Authorize; nil when there are none.
+	Claims map[string]any
+	// Expires is when the credential expires: the broker closes the
+	// connection then, with close code 4001 "token expired". Zero: never.
+	Expires time.Time
+}
+
+// Action is what a connection asks to do on a topic, for Options.Authorize.
+type Action uint8
+
+const (
+	// Publish: a pub on a topic.
+	Publish Action = iota + 1
+	// Subscribe: a sub (or unsub) of a filter, of any kind: plain, queue
+	// group or acknowledged; the retained messages it brings follow.
+	Subscribe
+)
+
+func (a Action) String() string {
+	switch a {
+	case Publish:
+		return "pub"
+	case Subscribe:
+		return "sub"
+	}
+	return fmt.Sprintf("action(%d)", uint8(a))
+}
+
+// ErrNoCredential is what Credential returns for a request that carries
+// none; an Authenticate that returns it (wrapped or not) gets the request
+// the 401 of a missing credential.
+var ErrNoCredential = errors.New("ferry: no credential: send Authorization: Bearer, a ferry.bearer.* subprotocol or ?token=")
+
+// BearerSubprotocol is the prefix of the subprotocol entry that carries a
+// token from a browser, which cannot set headers: "ferry.bearer." and the
+// token in base64url without padding, offered beside ferry.v1.json or
+// ferry.v1.msgpack. The broker never echoes it.
+const BearerSubprotocol = "ferry.bearer."
+
+// maxCredential bounds a token, in bytes, wherever it comes from.
+const maxCredential = 16 << 10
+
+// Credential returns the token a WebSocket request carries: in an
+// "Authorization: Bearer" header, a ferry.bearer.* subprotocol entry, or
+// the query parameter "token". A request with none gets ErrNoCredential;
+// one with a malformed credential, one over 16 KiB, or tokens in two
+// places that disagree, gets an error saying so.
+func Credential(r *http.Request) (string, error) {
+	var found []string
+	if h := r.Header.Values("Authorization"); len(h) > 0 {
+		if len(h) > 1 {
+			return "", errors.New("more than one Authorization header")
+		}
+		scheme, tok, ok := strings.Cut(strings.TrimSpace(h[0]), " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
+			return "", errors.New("the Authorization header is not Bearer <token>")
+		}
+		found = append(found, strings.TrimSpace(tok))
+	}
+	for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
+		for _, p := range strings.Split(v, ",") {
+			enc, ok := strings.CutPrefix(strings.TrimSpace(p), BearerSubprotocol)
+			if !ok {
+				continue
+			}
+			if len(enc) > maxCredential*4/3+4 {
+				return "", fmt.Errorf("the token is over %d bytes", maxCredential)
+			}
+			tok, err := base64.RawURLEncoding.DecodeString(enc)
+			if err != nil || len(tok) == 0 {
+				return "", errors.New("the " + BearerSubprotocol + "* subprotocol entry is not base64url without padding")
+			}
+			found = append(found, string(tok))
+		}
+	}
+	if q := r.URL.Query()["token"]; len(q) > 0 {
+		found = append(found, q...)
+	}
+	if len(found) == 0 {
+		return "", ErrNoCredential
+	}
+	for _, t := range found {
+		if len(t) > maxCredential {
+			return "", fmt.Errorf("the token is over %d bytes", maxCredential)
+		}
+		if t != found[0] {
+			return "", errors.New("the request carries different tokens in different places")
+		}
+	}
+	return found[0], nil
+}
+
+// refuseUnauthenticated answers a request whose credential was refused:
+// 401, with a WWW-Authenticate challenge (RFC 6750) and a one-line reason.
+func refuseUnauthenticated(w http.ResponseWriter, err error) {
+	if errors.Is(err, ErrNoCredential) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="ferry"`)
+		http.Error(w, ErrNoCredential.Error(), http.StatusUnauthorized)
+		return
+	}
+	reason := headerSafe(err.Error())
+	w.Header().Set("WWW-Authenticate", `Bearer realm="ferry", error="invalid_token", error_description="`+reason+`"`)
+	http.Error(w, "ferry: invalid token: "+reason, http.StatusUnauthorized)
+}
+
+// headerSafe makes s fit in a quoted header value: printable ASCII without
+// quotes or backslashes, at most 200 bytes.
+func headerSafe(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if b.Len() >= 200 {
+			b.WriteString("...")
+			break
+		}
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\'')
+		case r >= 0x20 && r < 0x7f:
+			b.WriteRune(r)
+		default:
+			b.WriteByte('?')
+		}
+	}
+	return b.String()
+}
+
+// isBearer reports whether a subprotocol entry carries a token.
+func isBearer(p string) bool { return strings.HasPrefix(p, BearerSubprotocol) }
