@@ -77,7 +77,9 @@
 // lockedConn.wmu and lingerSet.mu take no other lock. Also:
 //
 //   - No lock is held while an in-process handler runs (Subscription.run)
-//     or Options.CheckOrigin does.
+//     or Options.CheckOrigin or Options.Authenticate does; Options.Authorize
+//     runs under conn.handling only, and the credential's expiry timer
+//     closes its connection holding no lock.
 //   - The Cluster is called holding at most conn.handling and
 //     interestState.sync: Publish from Broker.route (under conn.handling for
 //     a client's publish), Interest and Group from interest.sync (under
