@@ -25,6 +25,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ferry-io/ferry/auth"
 	"github.com/ferry-io/ferry/broker"
 	"github.com/ferry-io/ferry/natscluster"
 	"github.com/nats-io/nats.go"
@@ -129,6 +130,11 @@ type serveConfig struct {
 	policy          string
 	origins         string
 	cpuprofile      string
+	allowAnonymous  bool
+	jwtSecretFile   string
+	jwtPublicKey    string
+	jwtAudience     string
+	jwtIssuer       string
 	opts            broker.Options
 }
 
@@ -161,6 +167,11 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.IntVar(&cfg.opts.MaxRetained, "max-retained", broker.DefaultMaxRetained, "most retained messages (one per topic)")
 	fs.IntVar(&cfg.opts.MaxRetainedBytes, "max-retained-bytes", broker.DefaultMaxRetainedBytes, "bound of all retained messages, in bytes")
 	fs.StringVar(&cfg.origins, "allowed-origins", "", "browser origins that may connect: comma-separated origins and globs (https://*.example.com), * for all (default: pages from the broker's own host only)")
+	fs.BoolVar(&cfg.allowAnonymous, "allow-anonymous", false, "allow a listener on a non-loopback address with no authentication")
+	fs.StringVar(&cfg.jwtSecretFile, "jwt-secret-file", "", "file of HMAC secrets for HS256/384/512 tokens, one a line (two while rotating); or set FERRY_JWT_SECRET")
+	fs.StringVar(&cfg.jwtPublicKey, "jwt-public-key", "", "PEM file of public keys for RS256/ES256/EdDSA tokens")
+	fs.StringVar(&cfg.jwtAudience, "jwt-audience", "", "required aud of tokens")
+	fs.StringVar(&cfg.jwtIssuer, "jwt-issuer", "", "required iss of tokens")
 	fs.StringVar(&cfg.nats, "nats", "", "join a cluster through NATS: comma-separated server URLs (nats://h1:4222,nats://h2:4222)")
 	fs.StringVar(&cfg.natsPrefix, "nats-prefix", natscluster.DefaultPrefix, "first token of ferry's NATS subjects")
 	fs.StringVar(&cfg.natsCreds, "nats-creds", "", "NATS credentials file")
@@ -190,7 +201,67 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	if cfg.opts.HandshakeTimeout <= 0 {
 		return nil, fmt.Errorf("--handshake-timeout %v: must be positive", cfg.opts.HandshakeTimeout)
 	}
+	if err := cfg.authentication(); err != nil {
+		return nil, err
+	}
+	if cfg.opts.Authenticate == nil && !cfg.allowAnonymous && !loopback(cfg.listen) {
+		return nil, fmt.Errorf("--listen %s: no authentication is configured, so anyone who reaches this address could publish and subscribe; configure tokens (--jwt-secret-file, --jwt-public-key) or pass --allow-anonymous", cfg.listen)
+	}
 	return cfg, nil
+}
+
+// authentication sets up the JWT verifier the flags (and FERRY_JWT_SECRET)
+// ask for, if any.
+func (cfg *serveConfig) authentication() error {
+	var jc auth.JWTConfig
+	if cfg.jwtSecretFile != "" {
+		s, err := auth.LoadSecrets(cfg.jwtSecretFile)
+		if err != nil {
+			return fmt.Errorf("--jwt-secret-file: %w", err)
+		}
+		jc.Secrets = s
+	} else if env := os.Getenv("FERRY_JWT_SECRET"); env != "" {
+		s, err := auth.ParseSecrets(env, "FERRY_JWT_SECRET")
+		if err != nil {
+			return err
+		}
+		jc.Secrets = s
+	}
+	if cfg.jwtPublicKey != "" {
+		k, err := auth.LoadPublicKeys(cfg.jwtPublicKey)
+		if err != nil {
+			return fmt.Errorf("--jwt-public-key: %w", err)
+		}
+		jc.PublicKeys = k
+	}
+	if len(jc.Secrets) == 0 && len(jc.PublicKeys) == 0 {
+		if cfg.jwtAudience != "" || cfg.jwtIssuer != "" {
+			return errors.New("--jwt-audience and --jwt-issuer need --jwt-secret-file, FERRY_JWT_SECRET or --jwt-public-key")
+		}
+		return nil
+	}
+	jc.Audience, jc.Issuer = cfg.jwtAudience, cfg.jwtIssuer
+	j, err := auth.NewJWT(jc)
+	if err != nil {
+		return err
+	}
+	cfg.opts.Authenticate = j.Authenticate
+	return nil
+}
+
+// loopback reports whether a listen address is on the loopback interface
+// only ("localhost", 127.0.0.0/8, ::1). An empty host (every interface)
+// or any other name is not.
+func loopback(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {

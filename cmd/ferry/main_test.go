@@ -49,6 +49,14 @@ func TestServeConfigErrors(t *testing.T) {
 		{[]string{"--max-inflight", "-1"}, "MaxInflight"},
 		{[]string{"--ack-wait", "-1s"}, "AckWait"},
 		{[]string{"--bogus"}, "bogus"},
+		{[]string{"--listen", "0.0.0.0:0"}, "--allow-anonymous"},
+		{[]string{"--listen", ":0"}, "--allow-anonymous"},
+		{[]string{"--listen", "example.com:0"}, "--allow-anonymous"},
+		{[]string{"--jwt-secret-file", "/nonexistent/secret"}, "--jwt-secret-file"},
+		{[]string{"--jwt-public-key", "/nonexistent/key.pem"}, "--jwt-public-key"},
+		{[]string{"--jwt-audience", "ferry"}, "--jwt-audience and --jwt-issuer need"},
+		{[]string{"--allowed-origins", "ftp//nope"}, "AllowedOrigins"},
+		{[]string{"--max-sessions", "-1"}, "MaxSessions"},
 		{[]string{"extra"}, `unexpected argument "extra"`},
 	} {
 		var out, errb bytes.Buffer

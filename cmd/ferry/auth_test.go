@@ -1,0 +1,113 @@
+package main
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The loopback check that decides whether --allow-anonymous is needed.
+func TestLoopback(t *testing.T) {
+	for listen, want := range map[string]bool{
+		"localhost:7420": true, "127.0.0.1:7420": true, "127.9.0.1:1": true, "[::1]:7420": true,
+		":7420": false, "0.0.0.0:7420": false, "[::]:7420": false, "10.0.0.1:7420": false, "example.com:7420": false, "nonsense": false,
+	} {
+		if got := loopback(listen); got != want {
+			t.Errorf("loopback(%q) = %v", listen, got)
+		}
+	}
+	// with authentication or --allow-anonymous, any address may be used
+	for _, args := range [][]string{
+		{"--listen", "0.0.0.0:7420", "--allow-anonymous"},
+		{"--listen", "0.0.0.0:7420", "--jwt-secret-file", writeSecret(t)},
+	} {
+		if _, err := parseServe(args, io.Discard); err != nil {
+			t.Errorf("%v: %v", args, err)
+		}
+	}
+}
+
+func writeSecret(t *testing.T) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(f, []byte("a-secret-of-at-least-16-bytes\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// hs256 mints a token the way any JWT library would.
+func hs256(secret string, claims map[string]any) string {
+	enc := base64.RawURLEncoding
+	h := enc.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`))
+	c, _ := json.Marshal(claims)
+	msg := h + "." + enc.EncodeToString(c)
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(msg))
+	return msg + "." + enc.EncodeToString(m.Sum(nil))
+}
+
+// ferry serve with a secret file: a Python websockets client (not ours)
+// with a token in its Authorization header publishes and receives; a
+// request without one gets 401 with the reason.
+func TestServeJWT(t *testing.T) {
+	secret := "a-secret-of-at-least-16-bytes"
+	p := startFerry(t, "--jwt-secret-file", writeSecret(t))
+	httpURL := "http" + strings.TrimPrefix(p.url, "ws")
+	req, _ := http.NewRequest("GET", httpURL, nil)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Sec-WebSocket-Version", "13")
+	req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != `Bearer realm="ferry"` || !strings.Contains(string(body), "no credential") {
+		t.Fatalf("no token: %d %q %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"), body)
+	}
+
+	py := pythonWithWebsockets(t)
+	tok := hs256(secret, map[string]any{"sub": "dev-17", "exp": time.Now().Add(time.Hour).Unix()})
+	script := `
+import asyncio, json, sys, websockets
+async def main():
+    async with websockets.connect(sys.argv[1], extra_headers={"Authorization": "Bearer " + sys.argv[2]}) as ws:
+        await ws.send(json.dumps({"op": "sub", "topic": "t/#", "id": 1}))
+        print(await ws.recv())
+        await ws.send(json.dumps({"op": "pub", "topic": "t/x", "data": "hi", "id": 2}))
+        print(await ws.recv())
+    try:
+        async with websockets.connect(sys.argv[1], extra_headers={"Authorization": "Bearer " + sys.argv[2] + "x"}):
+            print("connected with a bad token")
+    except websockets.exceptions.InvalidStatusCode as e:
+        print("refused", e.status_code)
+asyncio.run(main())
+`
+	out, err := exec.Command(py, "-c", script, p.url, tok).CombinedOutput()
+	if err != nil {
+		t.Fatalf("python: %v\n%s", err, out)
+	}
+	for _, want := range []string{`{"op":"ack","id":1}`, `"data":"hi"`, "refused 401"} {
+		if !strings.Contains(string(out), want) {
+			t.Fatalf("python output lacks %s:\n%s", want, out)
+		}
+	}
+	// the logs, read once the process has ended (and its stderr with it)
+	_ = p.cmd.Process.Kill()
+	p.done <- <-p.done // for the cleanup
+	if strings.Contains(p.logs.String(), tok) {
+		t.Fatal("the token appears in the logs")
+	}
+}
