@@ -253,8 +253,15 @@ func (c *Client) dial(ctx context.Context) (*connection, error) {
 	for k, v := range c.opts.Header {
 		h[k] = append([]string(nil), v...)
 	}
-	if c.opts.Token != "" {
-		h.Set("Authorization", "Bearer "+c.opts.Token)
+	token := c.opts.Token
+	if c.opts.TokenSource != nil {
+		if token, err = c.opts.TokenSource(ctx); err != nil {
+			_ = nc.Close()
+			return nil, fmt.Errorf("client: token source: %w", err)
+		}
+	}
+	if token != "" {
+		h.Set("Authorization", "Bearer "+token)
 	}
 	h.Set("Sec-WebSocket-Protocol", c.opts.Codec.Subprotocol())
 	conn := &connection{c: c, closed: make(chan struct{})}

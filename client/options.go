@@ -2,6 +2,7 @@ package client
 
 import (
 	"cmp"
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -36,6 +37,12 @@ type Options struct {
 	// for example). Token, if set, adds "Authorization: Bearer <Token>".
 	Header http.Header
 	Token  string
+	// TokenSource, if set, is called for a token on every connection
+	// attempt (the first and each reconnect), within that attempt's
+	// deadline, so that a client whose token expired (the broker closes
+	// its connection with 4001) reconnects with a fresh one. An error
+	// fails the attempt. It takes precedence over Token.
+	TokenSource func(ctx context.Context) (string, error)
 	// TLSConfig is used for wss:// URLs. Default: the system's roots.
 	TLSConfig *tls.Config
 	// DialTimeout bounds each connection attempt. Default 5 s.
@@ -113,6 +120,12 @@ func WithHeader(key, value string) Option {
 		o.Header.Add(key, value)
 		return nil
 	}
+}
+
+// WithTokenSource calls source for the token of every connection attempt
+// (see Options.TokenSource).
+func WithTokenSource(source func(ctx context.Context) (string, error)) Option {
+	return func(o *Options) error { o.TokenSource = source; return nil }
 }
 
 // WithToken sends "Authorization: Bearer token" with the handshake.
