@@ -11,6 +11,9 @@ type Rules struct {
 // Lists holds allowed and denied filters, each possibly a template (see
 // Compile). A topic is permitted when an allowed filter matches it and no
 // denied one does; zero Lists permit nothing.
+//
+// In JSON a Lists is either a list of allowed filters, ["a/#", "b/+"], or an
+// object {"allow": [...], "deny": [...]} (see UnmarshalJSON).
 type Lists struct {
 	Allow []string `json:"allow,omitempty"`
 	Deny  []string `json:"deny,omitempty"`
