@@ -75,7 +75,9 @@ func TestBrowserSubprotocolToken(t *testing.T) {
 		_ = srv.Shutdown(ctx)
 		_ = b.Shutdown(ctx)
 	}()
-	good := sign(t, jwt.SigningMethodHS256, secret, valid("dashboard-1"))
+	claims := valid("dashboard-1")
+	claims["ferry"] = map[string]any{"pub": []string{"dash/#"}, "sub": []string{"dash/#"}}
+	good := sign(t, jwt.SigningMethodHS256, secret, claims)
 	for name, tok := range map[string]string{"good": good, "bad": good + "x"} {
 		pages.HandleFunc("/"+name, func(w http.ResponseWriter, _ *http.Request) {
 			fmt.Fprintf(w, page, "ws://"+addr+"/ws", base64.RawURLEncoding.EncodeToString([]byte(tok)))

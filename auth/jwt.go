@@ -9,6 +9,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -127,7 +128,9 @@ func (j *JWT) key(t *jwt.Token) (any, error) {
 }
 
 // Verify checks a token and returns the identity it carries: sub as the
-// Subject, exp plus the leeway as Expires, every claim in Claims. The error says what was
+// Subject, exp plus the leeway as Expires, every claim in Claims, and the
+// permissions of the "ferry" claim, if it has one (without it, the
+// broker's ACL decides). The error says what was
 // wrong, in words fit for a client (it never repeats the token).
 func (j *JWT) Verify(token string) (*broker.Identity, error) {
 	claims := jwt.MapClaims{}
@@ -142,7 +145,42 @@ func (j *JWT) Verify(token string) (*broker.Identity, error) {
 	exp, _ := t.Claims.GetExpirationTime()
 	// the connection lasts as long as the token is accepted: exp, plus
 	// the leeway
-	return &broker.Identity{Subject: sub, Claims: claims, Expires: exp.Add(j.leeway)}, nil
+	id := &broker.Identity{Subject: sub, Claims: claims, Expires: exp.Add(j.leeway)}
+	if raw, ok := claims["ferry"]; ok {
+		p, err := ferryClaim(raw)
+		if err != nil {
+			return nil, err
+		}
+		id.Permissions = p
+	}
+	return id, nil
+}
+
+// ferryClaim reads the permissions in a token's "ferry" claim:
+// {"pub": [...], "sub": {"allow": [...], "deny": [...]}}.
+func ferryClaim(raw any) (*broker.Permissions, error) {
+	b, err := json.Marshal(raw)
+	if err != nil {
+		return nil, errors.New("invalid ferry claim")
+	}
+	var c struct {
+		Pub *broker.PermissionLists `json:"pub"`
+		Sub *broker.PermissionLists `json:"sub"`
+	}
+	if _, isObject := raw.(map[string]any); !isObject {
+		return nil, errors.New("invalid ferry claim: not an object")
+	}
+	if err := json.Unmarshal(b, &c); err != nil {
+		return nil, fmt.Errorf("invalid ferry claim: %v", err)
+	}
+	p := &broker.Permissions{}
+	if c.Pub != nil {
+		p.Pub = *c.Pub
+	}
+	if c.Sub != nil {
+		p.Sub = *c.Sub
+	}
+	return p, nil
 }
 
 // Authenticate implements broker.Options.Authenticate: the request's

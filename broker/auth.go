@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/ferry-io/ferry/internal/perm"
 )
 
 // Identity is who a connection is, as Options.Authenticate found: the
@@ -22,6 +24,10 @@ type Identity struct {
 	// Expires is when the credential expires: the broker closes the
 	// connection then, with close code 4001 "token expired". Zero: never.
 	Expires time.Time
+	// Permissions, when set, are what the identity may do (a token's
+	// "ferry" claim); nil means what Options.ACL grants its Subject, and
+	// nothing if it grants nothing. Used when Options.Authorize is nil.
+	Permissions *Permissions
 }
 
 // Action is what a connection asks to do on a topic, for Options.Authorize.
@@ -145,3 +151,71 @@ func headerSafe(s string) string {
 
 // isBearer reports whether a subprotocol entry carries a token.
 func isBearer(p string) bool { return strings.HasPrefix(p, BearerSubprotocol) }
+
+// Permissions are what an identity may publish to (Pub) and subscribe to
+// (Sub): lists of allowed and denied filters, which may hold the templates
+// {sub} (the identity's Subject) and {claim:NAME} (a string claim), each
+// filling a whole topic level. Deny beats allow; nothing allowed means
+// denied; a subscription's filter must lie inside an allowed filter and
+// overlap no denied one; '$' topics need a rule of their own ("#" does not
+// cover them). A template whose value is empty, starts with '$' or holds
+// '/', '+', '#' or NUL drops its rule. In JSON, "pub" and "sub" are each a
+// list of allowed filters or {"allow": [...], "deny": [...]}.
+type Permissions = perm.Rules
+
+// PermissionLists are the allowed and denied filters of one action.
+type PermissionLists = perm.Lists
+
+// ACLEntry grants Permissions to the identities whose Subject matches
+// Identity, a pattern where '*' stands for any run of characters ("dev-*",
+// "*"). An identity matched by several entries gets all their rules
+// together (deny still beats allow).
+type ACLEntry struct {
+	Identity    string      `json:"identity"`
+	Permissions Permissions `json:"permissions"`
+}
+
+// permissions compiles what id may do: its own Permissions (a token's
+// "ferry" claim), else what the ACL grants its subject; nothing when
+// neither says anything.
+func (b *Broker) permissions(id *Identity) (*perm.Set, error) {
+	pid := perm.Identity{Subject: id.Subject, Claims: id.Claims}
+	if id.Permissions != nil {
+		return perm.Compile(*id.Permissions, pid)
+	}
+	var r Permissions
+	for _, e := range b.opts.ACL {
+		if globMatch(e.Identity, id.Subject) {
+			r.Pub.Allow = append(r.Pub.Allow, e.Permissions.Pub.Allow...)
+			r.Pub.Deny = append(r.Pub.Deny, e.Permissions.Pub.Deny...)
+			r.Sub.Allow = append(r.Sub.Allow, e.Permissions.Sub.Allow...)
+			r.Sub.Deny = append(r.Sub.Deny, e.Permissions.Sub.Deny...)
+		}
+	}
+	return perm.Compile(r, pid)
+}
+
+// globMatch reports whether s matches pattern, where '*' matches any run
+// of characters (none included) and every other character itself.
+func globMatch(pattern, s string) bool {
+	for {
+		star := strings.IndexByte(pattern, '*')
+		if star < 0 {
+			return pattern == s
+		}
+		if !strings.HasPrefix(s, pattern[:star]) {
+			return false
+		}
+		s, pattern = s[star:], pattern[star+1:]
+		if pattern == "" {
+			return true
+		}
+		// the shortest run that lets the rest match
+		for i := 0; i <= len(s); i++ {
+			if globMatch(pattern, s[i:]) {
+				return true
+			}
+		}
+		return false
+	}
+}

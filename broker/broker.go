@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ferry-io/ferry/internal/perm"
 	"github.com/ferry-io/ferry/internal/wsframe"
 	"github.com/ferry-io/ferry/protocol"
 	"github.com/lxzan/gws"
@@ -138,6 +139,7 @@ func (b *Broker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// before negotiate, which leaves only the codec in the subprotocols
 	var id *Identity
+	var perms *perm.Set
 	if b.opts.Authenticate != nil {
 		var err error
 		if id, err = b.opts.Authenticate(r); err != nil {
@@ -149,6 +151,16 @@ func (b *Broker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			b.stats.authFailures.Add(1)
 			refuseUnauthenticated(w, fmt.Errorf("token expired at %s", id.Expires.UTC().Format(time.RFC3339)))
 			return
+		}
+		if id == nil {
+			id = &Identity{}
+		}
+		if b.opts.Authorize == nil {
+			if perms, err = b.permissions(id); err != nil {
+				b.stats.authFailures.Add(1)
+				refuseUnauthenticated(w, fmt.Errorf("invalid permissions: %w", err))
+				return
+			}
 		}
 	}
 	codec, up, err := b.negotiate(r)
@@ -212,7 +224,7 @@ func (b *Broker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	upgraded = true
 	c := connOf(socket)
 	c.init(b, socket, lc, codec, r.RemoteAddr)
-	c.id = id
+	c.id, c.perm = id, perms
 	c.armExpiry()
 	hasRoom := b.attachSession(c, sessionID, claimed) // before addConn: Shutdown reads c.sess
 	if !hasRoom {

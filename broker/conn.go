@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/ferry-io/ferry/internal/perm"
 	"github.com/ferry-io/ferry/internal/wsframe"
 	"github.com/ferry-io/ferry/protocol"
 	"github.com/lxzan/gws"
@@ -30,6 +31,7 @@ type conn struct {
 
 	sess *session
 	id   *Identity   // from Options.Authenticate; nil without it
+	perm *perm.Set   // id's permissions, when Options.Authorize is nil; nil: all allowed
 	exp  *time.Timer // closes the connection when id expires
 
 	// owned by the read goroutine
@@ -376,7 +378,17 @@ func (c *conn) subscribe(f *protocol.Frame) *protocol.Error {
 // authorize asks Options.Authorize whether the connection may do a on
 // topic; op names the request in the refusal.
 func (c *conn) authorize(a Action, op, topic string) *protocol.Error {
-	if az := c.b.opts.Authorize; az != nil && !az(c.id, a, topic) {
+	allowed := true
+	switch {
+	case c.b.opts.Authorize != nil:
+		allowed = c.b.opts.Authorize(c.id, a, topic)
+	case c.perm == nil:
+	case a == Publish:
+		allowed = c.perm.CanPublish(topic)
+	default:
+		allowed = c.perm.CanSubscribe(topic)
+	}
+	if !allowed {
 		c.b.stats.forbidden.Add(1)
 		return protocol.Errorf(protocol.CodeForbidden, "%s: not allowed on %q", op, topic)
 	}

@@ -151,13 +151,20 @@ type Options struct {
 	// reason (which must not contain the credential). Default: no
 	// authentication, every connection has the Identity nil.
 	Authenticate func(r *http.Request) (*Identity, error)
+	// ACL grants permissions by identity, to authenticated connections
+	// whose Identity carries no Permissions of its own (see Permissions
+	// and ACLEntry). Used when Authorize is nil.
+	ACL []ACLEntry
 	// Authorize, when set, decides whether a connection of identity id
 	// (nil without Authenticate) may do a on topic (a topic for Publish, a
 	// filter for Subscribe); a refusal is an err "forbidden" naming the op
 	// and the topic, and the connection goes on. It is called on every pub,
 	// sub and unsub, on the connection's reader: it must be fast and must
-	// not block. Default: everything is allowed. The in-process API
-	// (Publish, Subscribe) is the application and is not checked.
+	// not block. Default: with Authenticate, the identity's Permissions, or
+	// what ACL grants it (nothing when neither grants anything), compiled
+	// once per connection; without Authenticate, everything. The
+	// in-process API (Publish, Subscribe) is the application and is not
+	// checked.
 	Authorize func(id *Identity, a Action, topic string) bool
 	// CheckOrigin, when set, decides instead of AllowedOrigins and the
 	// default rule whether a WebSocket request may connect; a refused
