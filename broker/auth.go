@@ -169,10 +169,11 @@ type PermissionLists = perm.Lists
 // ACLEntry grants Permissions to the identities whose Subject matches
 // Identity, a pattern where '*' stands for any run of characters ("dev-*",
 // "*"). An identity matched by several entries gets all their rules
-// together (deny still beats allow).
+// together (deny still beats allow). In JSON:
+// {"identity": "dev-*", "pub": [...], "sub": {"allow": [...], "deny": [...]}}.
 type ACLEntry struct {
-	Identity    string      `json:"identity"`
-	Permissions Permissions `json:"permissions"`
+	Identity string `json:"identity"`
+	Permissions
 }
 
 // permissions compiles what id may do: its own Permissions (a token's

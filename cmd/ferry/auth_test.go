@@ -79,7 +79,8 @@ func TestServeJWT(t *testing.T) {
 	}
 
 	py := pythonWithWebsockets(t)
-	tok := hs256(secret, map[string]any{"sub": "dev-17", "exp": time.Now().Add(time.Hour).Unix()})
+	tok := hs256(secret, map[string]any{"sub": "dev-17", "exp": time.Now().Add(time.Hour).Unix(),
+		"ferry": map[string]any{"pub": []string{"t/#"}, "sub": []string{"t/#"}}})
 	script := `
 import asyncio, json, sys, websockets
 async def main():
@@ -110,4 +111,71 @@ asyncio.run(main())
 	if strings.Contains(p.logs.String(), tok) {
 		t.Fatal("the token appears in the logs")
 	}
+}
+
+// ferry token mints what ferry serve accepts: a device token with a {sub}
+// grant, and a dashboard token without permissions that gets the ACL's.
+func TestTokenCommandAndACL(t *testing.T) {
+	secretFile := writeSecret(t)
+	mint := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(ferryBinary(t), append([]string{"token", "--secret-file", secretFile}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ferry token %v: %v\n%s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	device := mint("--sub", "dev-17", "--pub", "telemetry/{sub}/#", "--ttl", "10m")
+	dashboard := mint("--sub", "dash-1")
+	acl := filepath.Join(t.TempDir(), "acl.json")
+	if err := os.WriteFile(acl, []byte(`[{"identity": "dash-*", "sub": ["telemetry/+/#"]}]`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startFerry(t, "--jwt-secret-file", secretFile, "--acl", acl)
+	py := pythonWithWebsockets(t)
+	script := `
+import asyncio, json, sys, websockets
+async def main():
+    url, dev, dash = sys.argv[1:4]
+    async with websockets.connect(url, extra_headers={"Authorization": "Bearer " + dash}) as d, \
+               websockets.connect(url + "?token=" + dev) as v:
+        await d.send(json.dumps({"op": "sub", "topic": "telemetry/+/#", "id": 1}))
+        print("dash sub", await d.recv())
+        await d.send(json.dumps({"op": "pub", "topic": "telemetry/dash-1/x", "data": 1, "id": 2}))
+        print("dash pub", await d.recv())
+        await v.send(json.dumps({"op": "pub", "topic": "telemetry/dev-18/temp", "data": 1, "id": 3}))
+        print("dev pub other", await v.recv())
+        await v.send(json.dumps({"op": "pub", "topic": "telemetry/dev-17/temp", "data": 21.5, "id": 4}))
+        print("dev pub own", await v.recv())
+        print("dash got", await d.recv())
+asyncio.run(main())
+`
+	out, err := exec.Command(py, "-c", script, p.url, device, dashboard).CombinedOutput()
+	if err != nil {
+		t.Fatalf("python: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		`dash sub {"op":"ack","id":1}`,
+		`dash pub {"op":"err","id":2,"code":"forbidden"`,
+		`dev pub other {"op":"err","id":3,"code":"forbidden"`,
+		`dev pub own {"op":"ack","id":4}`,
+		`dash got {"op":"msg","topic":"telemetry/dev-17/temp","data":21.5}`,
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Fatalf("python output lacks %s:\n%s", want, out)
+		}
+	}
+	var errb strings.Builder
+	if code := run([]string{"serve", "--listen", "127.0.0.1:0", "--jwt-secret-file", secretFile, "--acl", writeFile(t, `[{"identity": "x", "pub": ["a/#/b"]}]`)}, io.Discard, &errb); code != 2 || !strings.Contains(errb.String(), "--acl") {
+		t.Fatalf("invalid ACL: exit %d %q", code, errb.String())
+	}
+}
+
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(f, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
 }

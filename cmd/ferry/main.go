@@ -5,6 +5,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	_ "embed"
 	"encoding/json"
@@ -27,6 +28,7 @@ import (
 
 	"github.com/ferry-io/ferry/auth"
 	"github.com/ferry-io/ferry/broker"
+	"github.com/ferry-io/ferry/internal/perm"
 	"github.com/ferry-io/ferry/natscluster"
 	"github.com/nats-io/nats.go"
 )
@@ -51,6 +53,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(args[1:], stdout, stderr)
 	case "bench":
 		return bench(args[1:], stdout, stderr)
+	case "token":
+		return token(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "ferry", versionString())
 		return 0
@@ -68,6 +72,7 @@ func usage(w io.Writer) {
 
 Usage:
   ferry serve [flags]   run the broker (ferry serve -h lists the flags)
+  ferry token [flags]   mint a signed token (ferry token -h lists the flags)
   ferry bench [flags]   run the benchmark suite against NATS (needs the source tree and Go)
   ferry version         print the version
 `)
@@ -135,6 +140,7 @@ type serveConfig struct {
 	jwtPublicKey    string
 	jwtAudience     string
 	jwtIssuer       string
+	aclFile         string
 	opts            broker.Options
 }
 
@@ -172,6 +178,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.StringVar(&cfg.jwtPublicKey, "jwt-public-key", "", "PEM file of public keys for RS256/ES256/EdDSA tokens")
 	fs.StringVar(&cfg.jwtAudience, "jwt-audience", "", "required aud of tokens")
 	fs.StringVar(&cfg.jwtIssuer, "jwt-issuer", "", "required iss of tokens")
+	fs.StringVar(&cfg.aclFile, "acl", "", `JSON file of permissions by identity, for tokens without a "ferry" claim: [{"identity": "dev-*", "pub": [...], "sub": [...]}]`)
 	fs.StringVar(&cfg.nats, "nats", "", "join a cluster through NATS: comma-separated server URLs (nats://h1:4222,nats://h2:4222)")
 	fs.StringVar(&cfg.natsPrefix, "nats-prefix", natscluster.DefaultPrefix, "first token of ferry's NATS subjects")
 	fs.StringVar(&cfg.natsCreds, "nats-creds", "", "NATS credentials file")
@@ -234,7 +241,29 @@ func (cfg *serveConfig) authentication() error {
 		}
 		jc.PublicKeys = k
 	}
+	if cfg.aclFile != "" {
+		b, err := os.ReadFile(cfg.aclFile)
+		if err != nil {
+			return fmt.Errorf("--acl: %w", err)
+		}
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&cfg.opts.ACL); err != nil {
+			return fmt.Errorf("--acl %s: %w", cfg.aclFile, err)
+		}
+		for i, e := range cfg.opts.ACL {
+			if e.Identity == "" {
+				return fmt.Errorf("--acl %s: entry %d has no identity", cfg.aclFile, i+1)
+			}
+			if _, err := perm.Compile(e.Permissions, perm.Identity{Subject: "x"}); err != nil {
+				return fmt.Errorf("--acl %s: entry %d (%s): %w", cfg.aclFile, i+1, e.Identity, err)
+			}
+		}
+	}
 	if len(jc.Secrets) == 0 && len(jc.PublicKeys) == 0 {
+		if cfg.aclFile != "" {
+			return errors.New("--acl needs tokens to verify: --jwt-secret-file, FERRY_JWT_SECRET or --jwt-public-key")
+		}
 		if cfg.jwtAudience != "" || cfg.jwtIssuer != "" {
 			return errors.New("--jwt-audience and --jwt-issuer need --jwt-secret-file, FERRY_JWT_SECRET or --jwt-public-key")
 		}
