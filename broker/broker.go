@@ -41,6 +41,7 @@ type Broker struct {
 	sessions map[string]*session   // sessions with an id
 	ackSess  map[*session]struct{} // sessions with acknowledged subscriptions
 	closed   atomic.Bool           // set under mu, read without it
+	slots    atomic.Int64          // connections held or being upgraded, under MaxConnections
 	connWG   sync.WaitGroup        // read loops of live connections
 	bgWG     sync.WaitGroup        // the pinger and in-process subscriptions
 	lingers  lingerSet             // connections draining their peer before closing (lockedConn.Close)
@@ -133,6 +134,16 @@ func (b *Broker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "ferry: missing Sec-WebSocket-Key", http.StatusBadRequest)
 		return
 	}
+	if !b.takeSlot() {
+		http.Error(w, fmt.Sprintf("ferry: the broker already holds %d connections, the limit", b.opts.MaxConnections), http.StatusServiceUnavailable)
+		return
+	}
+	slotKept := false
+	defer func() {
+		if !slotKept {
+			b.releaseSlot()
+		}
+	}()
 	if reason := b.checkOrigin(r); reason != "" {
 		http.Error(w, reason, http.StatusForbidden)
 		return
@@ -221,7 +232,7 @@ func (b *Broker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		b.log.Debug("ferry: upgrade failed", "err", err, "remote", r.RemoteAddr)
 		return
 	}
-	upgraded = true
+	upgraded, slotKept = true, true
 	c := connOf(socket)
 	c.init(b, socket, lc, codec, r.RemoteAddr)
 	c.id, c.perm = id, perms
@@ -324,6 +335,26 @@ func (b *Broker) removeConn(c *conn) {
 	if _, ok := b.conns[c]; ok {
 		delete(b.conns, c)
 		b.stats.connections.Add(-1)
+	}
+}
+
+// takeSlot reserves room for one more connection under MaxConnections
+// (exact: reserved before the upgrade, released when the connection ends).
+func (b *Broker) takeSlot() bool {
+	if b.opts.MaxConnections == 0 {
+		return true
+	}
+	if b.slots.Add(1) > int64(b.opts.MaxConnections) {
+		b.slots.Add(-1)
+		b.stats.connRefused.Add(1)
+		return false
+	}
+	return true
+}
+
+func (b *Broker) releaseSlot() {
+	if b.opts.MaxConnections != 0 {
+		b.slots.Add(-1)
 	}
 }
 

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net"
@@ -15,6 +16,7 @@ import (
 	"github.com/ferry-io/ferry/internal/wsframe"
 	"github.com/ferry-io/ferry/protocol"
 	"github.com/lxzan/gws"
+	"golang.org/x/time/rate"
 )
 
 // conn is one client connection. gws runs its read loop (one goroutine);
@@ -30,9 +32,10 @@ type conn struct {
 	q      outQueue
 
 	sess *session
-	id   *Identity   // from Options.Authenticate; nil without it
-	perm *perm.Set   // id's permissions, when Options.Authorize is nil; nil: all allowed
-	exp  *time.Timer // closes the connection when id expires
+	id   *Identity     // from Options.Authenticate; nil without it
+	perm *perm.Set     // id's permissions, when Options.Authorize is nil; nil: all allowed
+	lim  *rate.Limiter // Options.PubRate; nil: no limit
+	exp  *time.Timer   // closes the connection when id expires
 
 	// owned by the read goroutine
 	frame protocol.Frame
@@ -72,6 +75,9 @@ func (c *conn) init(b *Broker, socket *gws.Conn, lc *lockedConn, codec protocol.
 	c.q.writer = c.writeLoop
 	c.q.overflowFrame = func(n uint64) []byte { return c.encode(overflowErr(n)) }
 	c.touch()
+	if r := b.opts.PubRate; r > 0 {
+		c.lim = rate.NewLimiter(rate.Limit(r), cmp.Or(b.opts.PubBurst, max(int(r), 1)))
+	}
 }
 
 // ping queues a WebSocket ping if there is room: a connection that busy
@@ -229,6 +235,7 @@ func (c *conn) cleanup() {
 		if c.exp != nil {
 			c.exp.Stop()
 		}
+		c.b.releaseSlot()
 		c.sess.detach(c)
 		c.q.shut()
 		_ = c.nc.Close()
@@ -446,6 +453,10 @@ func (c *conn) publish(codec protocol.Codec, f *protocol.Frame) *protocol.Error 
 	}
 	if err := c.authorize(Publish, "pub", f.Topic); err != nil {
 		return err
+	}
+	if c.lim != nil && !c.lim.Allow() {
+		c.b.stats.rateLimited.Add(1)
+		return protocol.Errorf(protocol.CodeRateLimited, "pub: over this connection's publish rate of %g/s (burst %d)", float64(c.lim.Limit()), c.lim.Burst())
 	}
 	d := newDelivery(c.b, f.Topic, codec, f.Data)
 	defer d.release()

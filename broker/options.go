@@ -133,6 +133,16 @@ type Options struct {
 	// Cluster, when set, joins this broker to others (see package
 	// natscluster). Default: a single node.
 	Cluster Cluster
+	// MaxConnections bounds the WebSocket connections held at once; a
+	// request beyond it gets HTTP 503. Default 0: no bound.
+	MaxConnections int
+	// PubRate and PubBurst limit each connection's publishes with a token
+	// bucket: PubRate per second on average, PubBurst at once. A publish
+	// over it gets an err "rate_limited" with its id, and nothing else
+	// happens to the connection. Default 0: no limit; PubBurst defaults to
+	// PubRate (at least 1).
+	PubRate  float64
+	PubBurst int
 	// AllowedOrigins lists the browser origins that may connect, replacing
 	// the default rule: exact origins ("https://app.example.com", scheme
 	// and port compared), globs ("https://*.example.com": subdomains at any
@@ -221,6 +231,10 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("ferry: Options.MaxInflight is %d: must be positive", o.MaxInflight)
 	case o.AckQueue < 1:
 		return o, fmt.Errorf("ferry: Options.AckQueue is %d: must be positive", o.AckQueue)
+	case o.MaxConnections < 0:
+		return o, fmt.Errorf("ferry: Options.MaxConnections is %d: must not be negative (0 means no bound)", o.MaxConnections)
+	case o.PubRate < 0 || o.PubBurst < 0:
+		return o, fmt.Errorf("ferry: Options.PubRate and PubBurst must not be negative")
 	case o.MaxSessions < 0:
 		return o, fmt.Errorf("ferry: Options.MaxSessions is %d: must not be negative (0 means the default, %d)", o.MaxSessions, DefaultMaxSessions)
 	case o.MaxRetained < 0 || o.MaxRetainedBytes < 0:

@@ -47,6 +47,10 @@ type Stats struct {
 	ClusterRejected uint64
 	// AuthFailures counts WebSocket requests refused with 401.
 	AuthFailures uint64
+	// ConnectionsRefused counts requests refused for MaxConnections (503),
+	// and RateLimited the publishes refused for PubRate.
+	ConnectionsRefused uint64
+	RateLimited        uint64
 	// Forbidden counts pub, sub and unsub requests Authorize refused, and
 	// TokenExpired the connections closed (4001) when their credential
 	// expired.
@@ -74,6 +78,8 @@ type counters struct {
 	protocolErrors   atomic.Uint64
 	panics           atomic.Uint64
 	authFailures     atomic.Uint64
+	connRefused      atomic.Uint64
+	rateLimited      atomic.Uint64
 	forbidden        atomic.Uint64
 	tokenExpired     atomic.Uint64
 	clusterRejected  atomic.Uint64
@@ -83,23 +89,25 @@ type counters struct {
 // Stats returns a snapshot of the broker's counters.
 func (b *Broker) Stats() Stats {
 	s := Stats{
-		Connections:      b.stats.connections.Load(),
-		ConnectionsTotal: b.stats.connectionsTotal.Load(),
-		Subscriptions:    b.stats.subscriptions.Load(),
-		Published:        b.stats.published.Load(),
-		Delivered:        b.stats.delivered.Load(),
-		Dropped:          b.stats.dropped.Load(),
-		Stalls:           b.stats.stalls.Load(),
-		Redelivered:      b.stats.redelivered.Load(),
-		Retained:         b.retained.len(),
-		SlowConsumers:    b.stats.slowConsumers.Load(),
-		BadFrames:        b.stats.badFrames.Load(),
-		ProtocolErrors:   b.stats.protocolErrors.Load(),
-		ClusterRejected:  b.stats.clusterRejected.Load(),
-		Panics:           b.stats.panics.Load(),
-		AuthFailures:     b.stats.authFailures.Load(),
-		Forbidden:        b.stats.forbidden.Load(),
-		TokenExpired:     b.stats.tokenExpired.Load(),
+		Connections:        b.stats.connections.Load(),
+		ConnectionsTotal:   b.stats.connectionsTotal.Load(),
+		Subscriptions:      b.stats.subscriptions.Load(),
+		Published:          b.stats.published.Load(),
+		Delivered:          b.stats.delivered.Load(),
+		Dropped:            b.stats.dropped.Load(),
+		Stalls:             b.stats.stalls.Load(),
+		Redelivered:        b.stats.redelivered.Load(),
+		Retained:           b.retained.len(),
+		SlowConsumers:      b.stats.slowConsumers.Load(),
+		BadFrames:          b.stats.badFrames.Load(),
+		ProtocolErrors:     b.stats.protocolErrors.Load(),
+		ClusterRejected:    b.stats.clusterRejected.Load(),
+		Panics:             b.stats.panics.Load(),
+		AuthFailures:       b.stats.authFailures.Load(),
+		ConnectionsRefused: b.stats.connRefused.Load(),
+		RateLimited:        b.stats.rateLimited.Load(),
+		Forbidden:          b.stats.forbidden.Load(),
+		TokenExpired:       b.stats.tokenExpired.Load(),
 	}
 	if b.cluster != nil {
 		cs := b.cluster.Status()
