@@ -10,7 +10,6 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
-	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -43,10 +42,12 @@ func valid(sub string) jwt.MapClaims {
 	return jwt.MapClaims{"sub": sub, "exp": time.Now().Add(time.Hour).Unix()}
 }
 
-// startBroker serves a broker that authenticates with a on 127.0.0.1.
-func startBroker(t *testing.T, a func(*http.Request) (*broker.Identity, error)) string {
+// startBroker serves a broker with o on 127.0.0.1 and returns its
+// WebSocket URL.
+func startBroker(t *testing.T, o broker.Options) string {
 	t.Helper()
-	b, err := broker.New(broker.Options{Authenticate: a, Logger: slog.New(slog.DiscardHandler)})
+	o.Logger = slog.New(slog.DiscardHandler)
+	b, err := broker.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,29 +60,15 @@ func startBroker(t *testing.T, a func(*http.Request) (*broker.Identity, error)) 
 		_ = srv.Shutdown(ctx)
 		_ = b.Shutdown(ctx)
 	})
-	return "http://" + addr + "/ws"
+	return "ws://" + addr + "/ws"
 }
 
 // upgrade sends an upgrade request with a bearer token and returns the
-// status and the body.
+// status, the body and WWW-Authenticate.
 func upgrade(t *testing.T, url, token string) (int, string, string) {
 	t.Helper()
-	req, _ := http.NewRequest("GET", url, nil)
-	req.Header.Set("Connection", "Upgrade")
-	req.Header.Set("Upgrade", "websocket")
-	req.Header.Set("Sec-WebSocket-Version", "13")
-	req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultTransport.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusSwitchingProtocols {
-		return resp.StatusCode, "", "" // the body is the connection now
-	}
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, strings.TrimSpace(string(body)), resp.Header.Get("WWW-Authenticate")
+	code, body, h := testutil.Upgrade(t, url, http.Header{"Authorization": {"Bearer " + token}})
+	return code, body, h.Get("WWW-Authenticate")
 }
 
 func TestJWTOverRealSockets(t *testing.T) {
@@ -99,8 +86,8 @@ func TestJWTOverRealSockets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := startBroker(t, hmacOnly.Authenticate)
-	k := startBroker(t, keysOnly.Authenticate)
+	h := startBroker(t, broker.Options{Authenticate: hmacOnly.Authenticate})
+	k := startBroker(t, broker.Options{Authenticate: keysOnly.Authenticate})
 	withAud := func(c jwt.MapClaims) jwt.MapClaims { c["aud"], c["iss"] = "ferry", "fleet"; return c }
 	now := time.Now()
 	for _, tc := range []struct {

@@ -1,9 +1,7 @@
 package auth_test
 
 import (
-	"context"
 	"encoding/json"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -11,7 +9,6 @@ import (
 
 	"github.com/ferry-io/ferry/auth"
 	"github.com/ferry-io/ferry/broker"
-	"github.com/ferry-io/ferry/internal/testutil"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/lxzan/gws"
 )
@@ -67,20 +64,7 @@ func (w *wsConn) request(t *testing.T, f map[string]any, id int) map[string]any 
 
 func startPermBroker(t *testing.T, j *auth.JWT, acl []broker.ACLEntry) string {
 	t.Helper()
-	b, err := broker.New(broker.Options{Authenticate: j.Authenticate, ACL: acl, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/ws", b)
-	addr, srv := testutil.Serve(t, mux)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		_ = b.Shutdown(ctx)
-	})
-	return "ws://" + addr + "/ws"
+	return startBroker(t, broker.Options{Authenticate: j.Authenticate, ACL: acl})
 }
 
 func deviceToken(t *testing.T, sub string, ferry any) string {
@@ -205,7 +189,7 @@ func TestACLByIdentity(t *testing.T) {
 // A ferry claim that is not valid refuses the token with 401.
 func TestInvalidFerryClaim(t *testing.T) {
 	j, _ := auth.NewJWT(auth.JWTConfig{Secrets: [][]byte{secret1}})
-	url := "http" + strings.TrimPrefix(startPermBroker(t, j, nil), "ws")
+	url := startPermBroker(t, j, nil)
 	for _, claim := range []any{"everything", map[string]any{"pub": 7}, map[string]any{"pub": []string{"a/#/b"}}, map[string]any{"pub": []string{"a/{unknown}"}}} {
 		code, body, _ := upgrade(t, url, deviceToken(t, "d", claim))
 		if code != 401 || !strings.Contains(body, "invalid") {

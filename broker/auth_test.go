@@ -3,13 +3,13 @@ package broker_test
 import (
 	"encoding/base64"
 	"errors"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ferry-io/ferry/broker"
+	"github.com/ferry-io/ferry/internal/testutil"
 )
 
 // tokenAuth is an application's own user store: two tokens, one for each
@@ -39,29 +39,6 @@ func ownPrefix(id *broker.Identity, _ broker.Action, topic string) bool {
 	return id != nil && strings.HasPrefix(topic, "dev/"+id.Subject+"/")
 }
 
-// handshake sends an upgrade request with the given headers and query and
-// returns the response.
-func handshake(t *testing.T, url, query string, h http.Header) *http.Response {
-	t.Helper()
-	req, err := http.NewRequest("GET", "http"+strings.TrimPrefix(url, "ws")+query, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range h {
-		req.Header[k] = v
-	}
-	req.Header.Set("Connection", "Upgrade")
-	req.Header.Set("Upgrade", "websocket")
-	req.Header.Set("Sec-WebSocket-Version", "13")
-	req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
-	resp, err := http.DefaultTransport.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { resp.Body.Close() })
-	return resp
-}
-
 func bearerEntry(tok string) string {
 	return broker.BearerSubprotocol + base64.RawURLEncoding.EncodeToString([]byte(tok))
 }
@@ -85,12 +62,11 @@ func TestAuthenticateRefusals(t *testing.T) {
 		{"bad base64 entry", "", http.Header{"Sec-Websocket-Protocol": {"ferry.v1.json, ferry.bearer.!!"}}, `error="invalid_token"`, "base64url"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			resp := handshake(t, url, tc.query, tc.h)
-			body, _ := io.ReadAll(resp.Body)
-			if resp.StatusCode != 401 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), tc.challenge) || !strings.Contains(string(body), tc.body) {
-				t.Fatalf("status %d, WWW-Authenticate %q, body %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"), body)
+			code, body, h := testutil.Upgrade(t, url+tc.query, tc.h)
+			if code != 401 || !strings.Contains(h.Get("WWW-Authenticate"), tc.challenge) || !strings.Contains(body, tc.body) {
+				t.Fatalf("status %d, WWW-Authenticate %q, body %q", code, h.Get("WWW-Authenticate"), body)
 			}
-			if strings.Contains(string(body), "x"+"xxxxxxxx") {
+			if strings.Contains(body, "x"+"xxxxxxxx") {
 				t.Fatal("the body repeats the token")
 			}
 		})
@@ -99,10 +75,9 @@ func TestAuthenticateRefusals(t *testing.T) {
 		t.Fatalf("%d auth failures counted, want 7", n)
 	}
 	// a token alone as the only subprotocol cannot be echoed to a browser
-	resp := handshake(t, url, "", http.Header{"Sec-Websocket-Protocol": {bearerEntry("tok-a")}})
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 400 || strings.Contains(string(body), base64.RawURLEncoding.EncodeToString([]byte("tok-a"))) {
-		t.Fatalf("bearer entry alone: %d %q", resp.StatusCode, body)
+	code, body, _ := testutil.Upgrade(t, url, http.Header{"Sec-Websocket-Protocol": {bearerEntry("tok-a")}})
+	if code != 400 || strings.Contains(body, base64.RawURLEncoding.EncodeToString([]byte("tok-a"))) {
+		t.Fatalf("bearer entry alone: %d %q", code, body)
 	}
 }
 
@@ -122,9 +97,9 @@ func TestCredentialPlaces(t *testing.T) {
 		{"header and query agreeing", "?token=tok-a", http.Header{"Authorization": {"Bearer tok-a"}}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			resp := handshake(t, url, tc.query, tc.h)
-			if resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Sec-WebSocket-Protocol") != tc.proto {
-				t.Fatalf("status %d, protocol %q", resp.StatusCode, resp.Header.Get("Sec-WebSocket-Protocol"))
+			code, _, h := testutil.Upgrade(t, url+tc.query, tc.h)
+			if code != http.StatusSwitchingProtocols || h.Get("Sec-WebSocket-Protocol") != tc.proto {
+				t.Fatalf("status %d, protocol %q", code, h.Get("Sec-WebSocket-Protocol"))
 			}
 		})
 	}

@@ -1,39 +1,24 @@
 package broker_test
 
 import (
-	"io"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/ferry-io/ferry/broker"
+	"github.com/ferry-io/ferry/internal/testutil"
 )
 
 // upgrade sends a WebSocket upgrade request with origin (none if empty)
 // and returns the status and body.
 func upgrade(t *testing.T, url, origin string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest("GET", "http"+strings.TrimPrefix(url, "ws"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Connection", "Upgrade")
-	req.Header.Set("Upgrade", "websocket")
-	req.Header.Set("Sec-WebSocket-Version", "13")
-	req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+	h := http.Header{}
 	if origin != "" {
-		req.Header.Set("Origin", origin)
+		h.Set("Origin", origin)
 	}
-	resp, err := http.DefaultTransport.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusSwitchingProtocols {
-		return resp.StatusCode, ""
-	}
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, strings.TrimSpace(string(body))
+	code, body, _ := testutil.Upgrade(t, url, h)
+	return code, body
 }
 
 // By default a browser page may connect only from the broker's own host and

@@ -6,13 +6,14 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ferry-io/ferry/internal/testutil"
 )
 
 // The loopback check that decides whether --allow-anonymous is needed.
@@ -62,20 +63,9 @@ func hs256(secret string, claims map[string]any) string {
 func TestServeJWT(t *testing.T) {
 	secret := "a-secret-of-at-least-16-bytes"
 	p := startFerry(t, "--jwt-secret-file", writeSecret(t))
-	httpURL := "http" + strings.TrimPrefix(p.url, "ws")
-	req, _ := http.NewRequest("GET", httpURL, nil)
-	req.Header.Set("Connection", "Upgrade")
-	req.Header.Set("Upgrade", "websocket")
-	req.Header.Set("Sec-WebSocket-Version", "13")
-	req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
-	resp, err := http.DefaultTransport.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != `Bearer realm="ferry"` || !strings.Contains(string(body), "no credential") {
-		t.Fatalf("no token: %d %q %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"), body)
+	code, body, h := testutil.Upgrade(t, p.url, nil)
+	if code != 401 || h.Get("WWW-Authenticate") != `Bearer realm="ferry"` || !strings.Contains(body, "no credential") {
+		t.Fatalf("no token: %d %q %q", code, h.Get("WWW-Authenticate"), body)
 	}
 
 	py := pythonWithWebsockets(t)

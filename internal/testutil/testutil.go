@@ -2,9 +2,11 @@
 package testutil
 
 import (
+	"io"
 	"net"
 	"net/http"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 )
@@ -67,4 +69,33 @@ func liveHeap() uint64 {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return ms.HeapAlloc
+}
+
+// Upgrade sends a WebSocket upgrade request to url (ws:// or http://) with
+// the extra headers h, and returns the status, the body (empty for a 101,
+// whose body would be the connection: it is closed) and the response's
+// headers.
+func Upgrade(t testing.TB, url string, h http.Header) (int, string, http.Header) {
+	t.Helper()
+	req, err := http.NewRequest("GET", "http"+strings.TrimPrefix(strings.TrimPrefix(url, "http"), "ws"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range h {
+		req.Header[http.CanonicalHeaderKey(k)] = v
+	}
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Sec-WebSocket-Version", "13")
+	req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		return resp.StatusCode, "", resp.Header
+	}
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, strings.TrimSpace(string(body)), resp.Header
 }
