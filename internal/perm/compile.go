@@ -72,6 +72,9 @@ func check(rule string) string {
 	if err := protocol.ValidateFilter(rule, math.MaxInt); err != nil {
 		return err.Reason
 	}
+	if strings.IndexByte(rule, '{') < 0 && strings.IndexByte(rule, '}') < 0 {
+		return ""
+	}
 	for i, s := 1, rule; ; i++ {
 		level, rest, last := cut(s)
 		if _, _, err := placeholder(level); err != "" {

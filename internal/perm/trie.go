@@ -19,13 +19,57 @@ type tree struct {
 // node a, "#" on the root). Every node but an empty root has end or hash set
 // on itself or below.
 type node struct {
-	lits map[string]*node
-	plus *node
-	end  bool // a filter ends here
-	hash bool // a filter goes on from here with '#'
+	// The children for names: in names and kids while there are few
+	// (comparing a few strings is quicker than hashing one), in lits
+	// beyond.
+	names []string
+	kids  []*node
+	lits  map[string]*node
+	plus  *node
+	end   bool // a filter ends here
+	hash  bool // a filter goes on from here with '#'
 	// plain is kept on the root only: a filter in the trie can match a
 	// topic that does not start with '$'.
 	plain bool
+}
+
+// maxKids is the most children for names kept in a node's slices.
+const maxKids = 8
+
+// child returns the child for a name, or nil.
+func (n *node) child(name string) *node {
+	if n.lits != nil {
+		return n.lits[name]
+	}
+	for i, s := range n.names {
+		if s == name {
+			return n.kids[i]
+		}
+	}
+	return nil
+}
+
+// addChild returns the child for a name, made if need be.
+func (n *node) addChild(name string) *node {
+	if c := n.child(name); c != nil {
+		return c
+	}
+	c := &node{}
+	switch {
+	case n.lits != nil:
+		n.lits[name] = c
+	case len(n.names) < maxKids:
+		n.names = append(n.names, name)
+		n.kids = append(n.kids, c)
+	default:
+		n.lits = make(map[string]*node, 2*maxKids)
+		for i, s := range n.names {
+			n.lits[s] = n.kids[i]
+		}
+		n.lits[name] = c
+		n.names, n.kids = nil, nil
+	}
+	return c
 }
 
 // cut splits off the first level of s. last reports that there is no level
@@ -59,13 +103,7 @@ func (n *node) insert(filter string) {
 			}
 			c = n.plus
 		} else {
-			if c = n.lits[level]; c == nil {
-				if n.lits == nil {
-					n.lits = make(map[string]*node)
-				}
-				c = &node{}
-				n.lits[level] = c
-			}
+			c = n.addChild(level)
 		}
 		n = c
 		if last {
@@ -83,15 +121,15 @@ func (n *node) insert(filter string) {
 
 // matches reports whether a filter in the trie under n matches the topic s.
 func (n *node) matches(s string, done, root bool) bool {
+	if done { // never at the root: no topic has zero levels
+		return n.end || n.hash
+	}
 	level, rest, last := cut(s)
 	wild := !root || !isSys(level)
 	if n.hash && wild {
 		return true
 	}
-	if done {
-		return n.end
-	}
-	if c := n.lits[level]; c != nil && c.matches(rest, last, false) {
+	if c := n.child(level); c != nil && c.matches(rest, last, false) {
 		return true
 	}
 	return wild && n.plus != nil && n.plus.matches(rest, last, false)
@@ -100,13 +138,13 @@ func (n *node) matches(s string, done, root bool) bool {
 // covers reports whether one filter in the trie under n matches every topic
 // the filter s matches.
 func (n *node) covers(s string, done, root bool) bool {
+	if done { // never at the root: no topic has zero levels
+		return n.end || n.hash
+	}
 	level, rest, last := cut(s)
 	wild := !root || !isSys(level)
 	if n.hash && wild {
 		return true
-	}
-	if done {
-		return n.end
 	}
 	switch level {
 	case "#":
@@ -118,7 +156,7 @@ func (n *node) covers(s string, done, root bool) bool {
 		// only '+' or '#' matches every name
 		return n.plus != nil && n.plus.covers(rest, last, false)
 	}
-	if c := n.lits[level]; c != nil && c.covers(rest, last, false) {
+	if c := n.child(level); c != nil && c.covers(rest, last, false) {
 		return true
 	}
 	return wild && n.plus != nil && n.plus.covers(rest, last, false)
@@ -127,13 +165,13 @@ func (n *node) covers(s string, done, root bool) bool {
 // overlaps reports whether a filter in the trie under n matches a topic
 // that the filter s matches too.
 func (n *node) overlaps(s string, done, root bool) bool {
+	if done { // never at the root: no topic has zero levels
+		return n.end || n.hash
+	}
 	level, rest, last := cut(s)
 	wild := !root || !isSys(level)
 	if n.hash && wild {
 		return true
-	}
-	if done {
-		return n.end
 	}
 	switch level {
 	case "#":
@@ -148,6 +186,11 @@ func (n *node) overlaps(s string, done, root bool) bool {
 		if n.plus != nil && n.plus.overlaps(rest, last, false) {
 			return true
 		}
+		for i, name := range n.names {
+			if (!root || !isSys(name)) && n.kids[i].overlaps(rest, last, false) {
+				return true
+			}
+		}
 		for name, c := range n.lits {
 			if (!root || !isSys(name)) && c.overlaps(rest, last, false) {
 				return true
@@ -155,7 +198,7 @@ func (n *node) overlaps(s string, done, root bool) bool {
 		}
 		return false
 	}
-	if c := n.lits[level]; c != nil && c.overlaps(rest, last, false) {
+	if c := n.child(level); c != nil && c.overlaps(rest, last, false) {
 		return true
 	}
 	return wild && n.plus != nil && n.plus.overlaps(rest, last, false)
