@@ -4,11 +4,11 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -46,7 +46,10 @@ ws.onmessage = e => {
   if (f.op === "ack" && f.id === 1) ws.send(JSON.stringify({op: "pub", topic: "dash/t", data: {from: "browser"}, id: 2}));
   if (f.op === "msg") { log("RECEIVED " + JSON.stringify(f.data)); ws.close(1000); }
 };
-ws.onclose = e => log("CLOSED " + e.code);
+ws.onclose = e => {
+  log("CLOSED " + e.code);
+  fetch("/report", {method: "POST", body: out.textContent});
+};
 </script></body></html>`
 
 // A real browser connects with its token in a ferry.bearer.* subprotocol
@@ -83,28 +86,38 @@ func TestBrowserSubprotocolToken(t *testing.T) {
 			fmt.Fprintf(w, page, "ws://"+addr+"/ws", base64.RawURLEncoding.EncodeToString([]byte(tok)))
 		})
 	}
-	dump := func(path string) string {
+	reports := make(chan string, 4)
+	pages.HandleFunc("POST /report", func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		reports <- string(b)
+	})
+	// run opens path in headless Chromium and returns what the page
+	// reported once its connection closed
+	run := func(path string) string {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
-		out, err := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+		cmd := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
 			"--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-			"--user-data-dir="+t.TempDir(), "--virtual-time-budget=5000", "--dump-dom", "http://"+pageAddr+path).Output()
-		if err != nil {
+			"--user-data-dir="+t.TempDir(), "http://"+pageAddr+path)
+		if err := cmd.Start(); err != nil {
 			t.Fatalf("chromium: %v", err)
 		}
-		m := regexp.MustCompile(`(?s)<pre id="out">(.*?)</pre>`).FindSubmatch(out)
-		if m == nil {
-			t.Fatalf("no output in the page:\n%s", out)
+		defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+		select {
+		case r := <-reports:
+			return r
+		case <-ctx.Done():
+			t.Fatalf("the page %s reported nothing", path)
+			return ""
 		}
-		return strings.ReplaceAll(string(m[1]), "&quot;", `"`)
 	}
-	got := dump("/good")
+	got := run("/good")
 	for _, want := range []string{"OPEN ferry.v1.json", `RECEIVED {"from":"browser"}`, "CLOSED 1000"} {
 		if !strings.Contains(got, want) {
 			t.Fatalf("page lacks %q:\n%s", want, got)
 		}
 	}
-	if got := dump("/bad"); strings.Contains(got, "OPEN") || !strings.Contains(got, "CLOSED 1006") {
+	if got := run("/bad"); strings.Contains(got, "OPEN") || !strings.Contains(got, "CLOSED 1006") {
 		t.Fatalf("a bad token was not refused:\n%s", got)
 	}
 	if n := b.Stats().AuthFailures; n != 1 {

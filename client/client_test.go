@@ -526,19 +526,30 @@ func TestReconnectSpread(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
+			// each client's first attempt, timed from its own disconnect:
+			// the backoff starts there (the broker's shutdown of a
+			// thousand connections takes a while on a busy machine)
 			first := true
+			var down time.Time
 			clients[i] = connect(t, tb.url(),
 				client.WithReconnect(window, 4*window, 2),
 				client.WithPing(time.Minute, time.Minute),
 				client.OnStatus(func(s client.Status, _ error) {
-					if s != client.Reconnecting {
-						return
-					}
 					mu.Lock()
 					defer mu.Unlock()
-					if first && !lost.IsZero() {
-						first = false
-						attempts = append(attempts, time.Since(lost))
+					if lost.IsZero() || !first {
+						return
+					}
+					switch s {
+					case client.Disconnected:
+						if down.IsZero() {
+							down = time.Now()
+						}
+					case client.Reconnecting:
+						if !down.IsZero() {
+							first = false
+							attempts = append(attempts, time.Since(down))
+						}
 					}
 				}))
 		}()

@@ -32,7 +32,9 @@ func TestTokenSourceOnEveryConnect(t *testing.T) {
 		if !ok {
 			return nil, errors.New("unknown token")
 		}
-		return &broker.Identity{Subject: "dev", Expires: exp}, nil
+		all := []string{"#"}
+		return &broker.Identity{Subject: "dev", Expires: exp, Permissions: &broker.Permissions{
+			Pub: broker.PermissionLists{Allow: all}, Sub: broker.PermissionLists{Allow: all}}}, nil
 	}})
 	source := func(ctx context.Context) (string, error) {
 		n := issued.Add(1)
