@@ -356,6 +356,9 @@ func (c *Cluster) interest(k [2]string, on bool) error {
 	}
 	if last := c.nc.LastError(); last != nil && last != before && errors.Is(last, nats.ErrPermissionViolation) {
 		if m := refusedSubject.FindStringSubmatch(last.Error()); m != nil && slices.Contains(subjects, m[1]) {
+			c.subErrors.Add(1)
+			c.log.Error("natscluster: NATS refused a subscription; the sub is refused",
+				"filter", k[0], "group", k[1], "subject", m[1], "err", last)
 			return fmt.Errorf("natscluster: NATS refused the subscription to %q: %w", k[0], last)
 		}
 	}
