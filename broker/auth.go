@@ -199,24 +199,18 @@ func (b *Broker) permissions(id *Identity) (*perm.Set, error) {
 // globMatch reports whether s matches pattern, where '*' matches any run
 // of characters (none included) and every other character itself.
 func globMatch(pattern, s string) bool {
-	for {
-		star := strings.IndexByte(pattern, '*')
-		if star < 0 {
-			return pattern == s
-		}
-		if !strings.HasPrefix(s, pattern[:star]) {
-			return false
-		}
-		s, pattern = s[star:], pattern[star+1:]
-		if pattern == "" {
-			return true
-		}
-		// the shortest run that lets the rest match
-		for i := 0; i <= len(s); i++ {
-			if globMatch(pattern, s[i:]) {
-				return true
-			}
-		}
+	star := strings.IndexByte(pattern, '*')
+	if star < 0 {
+		return pattern == s
+	}
+	if !strings.HasPrefix(s, pattern[:star]) {
 		return false
 	}
+	s, rest := s[star:], pattern[star+1:]
+	for i := 0; i <= len(s); i++ { // the run the star stands for
+		if globMatch(rest, s[i:]) {
+			return true
+		}
+	}
+	return false
 }

@@ -90,7 +90,7 @@ func check(rule string) string {
 // placeholder tells what a level of a valid template is: a name (ok false),
 // {sub} (claim "") or {claim:NAME}.
 func placeholder(level string) (claim string, ok bool, err string) {
-	if strings.IndexAny(level, "{}") < 0 {
+	if !strings.ContainsAny(level, "{}") {
 		return "", false, ""
 	}
 	inner, open := strings.CutPrefix(level, "{")
@@ -145,5 +145,5 @@ func fill(rule string, id Identity) (filter string, bad int) {
 // fits reports whether v can fill a level: a name, not the broker's, that
 // widens nothing.
 func fits(v string) bool {
-	return v != "" && v[0] != '$' && strings.IndexAny(v, "/+#\x00") < 0 && utf8.ValidString(v)
+	return v != "" && v[0] != '$' && !strings.ContainsAny(v, "/+#\x00") && utf8.ValidString(v)
 }
