@@ -29,7 +29,8 @@ type Broker struct {
 	stats    counters
 	cluster  Cluster // nil for a single node
 	interest interest
-	origins  *originRule // nil: the same-host rule
+	origins  *originRule  // nil: the same-host rule
+	connRate *connLimiter // nil: no limit
 
 	// upgraders[0] negotiates no subprotocol (none offered: JSON);
 	// upgraders[1+codec] echoes that codec's subprotocol.
@@ -66,6 +67,9 @@ func New(opts Options) (*Broker, error) {
 		ackSess:  make(map[*session]struct{}),
 		done:     make(chan struct{}),
 		finished: make(chan struct{}),
+	}
+	if b.connRate, err = newConnLimiter(o); err != nil {
+		return nil, err
 	}
 	if len(o.AllowedOrigins) > 0 {
 		if b.origins, err = newOriginRule(o.AllowedOrigins); err != nil {
@@ -133,6 +137,13 @@ func (b *Broker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("Sec-WebSocket-Key") == "" {
 		http.Error(w, "ferry: missing Sec-WebSocket-Key", http.StatusBadRequest)
 		return
+	}
+	if b.connRate != nil {
+		if ok, wait := b.connRate.allow(r); !ok {
+			b.stats.connRefused.Add(1)
+			refuseRate(w, wait)
+			return
+		}
 	}
 	if !b.takeSlot() {
 		http.Error(w, fmt.Sprintf("ferry: the broker already holds %d connections, the limit", b.opts.MaxConnections), http.StatusServiceUnavailable)

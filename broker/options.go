@@ -136,6 +136,17 @@ type Options struct {
 	// MaxConnections bounds the WebSocket connections held at once; a
 	// request beyond it gets HTTP 503. Default 0: no bound.
 	MaxConnections int
+	// ConnRate and ConnBurst limit new connections per client IP address
+	// with a token bucket (ConnRate per second, ConnBurst at once); a
+	// request beyond gets HTTP 429 with Retry-After. The addresses of the
+	// 10,000 most recent clients are tracked. Default 0: no limit;
+	// ConnBurst defaults to ConnRate (at least 1).
+	ConnRate  float64
+	ConnBurst int
+	// TrustedProxies lists the addresses (IPs or CIDR blocks) of proxies
+	// whose X-Forwarded-For names the client, for ConnRate. Default none:
+	// the client is the peer of the TCP connection.
+	TrustedProxies []string
 	// PubRate and PubBurst limit each connection's publishes with a token
 	// bucket: PubRate per second on average, PubBurst at once. A publish
 	// over it gets an err "rate_limited" with its id, and nothing else
@@ -233,6 +244,8 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("ferry: Options.AckQueue is %d: must be positive", o.AckQueue)
 	case o.MaxConnections < 0:
 		return o, fmt.Errorf("ferry: Options.MaxConnections is %d: must not be negative (0 means no bound)", o.MaxConnections)
+	case o.ConnRate < 0 || o.ConnBurst < 0:
+		return o, fmt.Errorf("ferry: Options.ConnRate and ConnBurst must not be negative")
 	case o.PubRate < 0 || o.PubBurst < 0:
 		return o, fmt.Errorf("ferry: Options.PubRate and PubBurst must not be negative")
 	case o.MaxSessions < 0:

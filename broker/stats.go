@@ -47,8 +47,8 @@ type Stats struct {
 	ClusterRejected uint64
 	// AuthFailures counts WebSocket requests refused with 401.
 	AuthFailures uint64
-	// ConnectionsRefused counts requests refused for MaxConnections (503),
-	// and RateLimited the publishes refused for PubRate.
+	// ConnectionsRefused counts requests refused for MaxConnections (503)
+	// or ConnRate (429), and RateLimited the publishes refused for PubRate.
 	ConnectionsRefused uint64
 	RateLimited        uint64
 	// Forbidden counts pub, sub and unsub requests Authorize refused, and

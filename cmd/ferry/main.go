@@ -134,6 +134,7 @@ type serveConfig struct {
 	shutdownTimeout time.Duration
 	policy          string
 	origins         string
+	proxies         string
 	cpuprofile      string
 	allowAnonymous  bool
 	jwtSecretFile   string
@@ -174,6 +175,9 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.IntVar(&cfg.opts.MaxRetainedBytes, "max-retained-bytes", broker.DefaultMaxRetainedBytes, "bound of all retained messages, in bytes")
 	fs.StringVar(&cfg.origins, "allowed-origins", "", "browser origins that may connect: comma-separated origins and globs (https://*.example.com), * for all (default: pages from the broker's own host only)")
 	fs.IntVar(&cfg.opts.MaxConnections, "max-connections", 0, "most connections at once, 503 beyond (0: no limit)")
+	fs.Float64Var(&cfg.opts.ConnRate, "conn-rate", 0, "new connections per second per client IP, 429 beyond (0: no limit)")
+	fs.IntVar(&cfg.opts.ConnBurst, "conn-burst", 0, "new connections a client IP may make at once under --conn-rate (default: the rate, at least 1)")
+	fs.StringVar(&cfg.proxies, "trusted-proxies", "", "comma-separated IPs or CIDR blocks of proxies whose X-Forwarded-For names the client (for --conn-rate)")
 	fs.Float64Var(&cfg.opts.PubRate, "pub-rate", 0, "publishes per second per connection, rate_limited beyond (0: no limit)")
 	fs.IntVar(&cfg.opts.PubBurst, "pub-burst", 0, "publishes a connection may make at once under --pub-rate (default: the rate, at least 1)")
 	fs.BoolVar(&cfg.allowAnonymous, "allow-anonymous", false, "allow a listener on a non-loopback address with no authentication")
@@ -203,6 +207,11 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 		return nil, fmt.Errorf("--slow-consumer: %w", err)
 	}
 	cfg.opts.SlowConsumer = p
+	for _, p := range strings.Split(cfg.proxies, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			cfg.opts.TrustedProxies = append(cfg.opts.TrustedProxies, p)
+		}
+	}
 	for _, o := range strings.Split(cfg.origins, ",") {
 		if o = strings.TrimSpace(o); o != "" {
 			cfg.opts.AllowedOrigins = append(cfg.opts.AllowedOrigins, o)
