@@ -328,7 +328,11 @@ func TestSlowAckHandlerBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	close(ready)
-	pub := connect(t, tb.url())
+	// the publisher is held by the broker (backpressure) while the handler
+	// catches up; on a busy machine that can outlast the keepalive's 15 s
+	// of silence, which would replace the connection and lose what it was
+	// sending: this test pins the bounds, so the keepalive waits longer
+	pub := connect(t, tb.url(), client.WithPing(time.Minute, time.Minute))
 	const n = 100000
 	done := make(chan error, 1)
 	go func() {
@@ -341,7 +345,11 @@ func TestSlowAckHandlerBounded(t *testing.T) {
 		done <- nil
 	}()
 	var maxBrokerPending, maxBrokerInflight int
+	deadline := time.Now().Add(5 * time.Minute)
 	for received.Load() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d messages received after 5 minutes", received.Load(), n)
+		}
 		st := tb.broker().Stats()
 		maxBrokerPending = max(maxBrokerPending, st.AckPending)
 		maxBrokerInflight = max(maxBrokerInflight, st.AckInflight)
