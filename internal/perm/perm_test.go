@@ -1,6 +1,7 @@
 package perm
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -338,5 +339,46 @@ func TestAny(t *testing.T) {
 	}
 	if s.CanPublish("a/+") || s.CanPublish("") || s.CanSubscribe("") {
 		t.Error("Any permits an invalid topic")
+	}
+}
+
+// TestManyNames checks nodes with more children for names than their
+// slices keep.
+func TestManyNames(t *testing.T) {
+	var allow, deny []string
+	for i := range 20 {
+		allow = append(allow, fmt.Sprintf("a/n-%d", i), fmt.Sprintf("$s-%d/#", i))
+	}
+	deny = append(deny, "a/n-3", "$s-4/x", "b/+")
+	for i := range 12 {
+		deny = append(deny, fmt.Sprintf("c-%d/x", i))
+	}
+	s := both(t, allow, deny)
+	for topic, want := range map[string]bool{
+		"a/n-0": true, "a/n-19": true, "a/n-3": false, "a/n-20": false, "a": false,
+		"$s-0/y": true, "$s-4/y": true, "$s-4/x": false, "$s-20/y": false,
+	} {
+		if got := s.CanPublish(topic); got != want {
+			t.Errorf("CanPublish(%q) = %v, want %v", topic, got, want)
+		}
+	}
+	for f, want := range map[string]bool{
+		"a/n-0": true, "a/n-3": false, "a/+": false, "$s-4/#": false, "$s-4/+/y": true, "$s-5/#": true,
+	} {
+		if got := s.CanSubscribe(f); got != want {
+			t.Errorf("CanSubscribe(%q) = %v, want %v", f, got, want)
+		}
+	}
+	// '+' and '#' at the first level meet the "c-N/x" but none of the '$'
+	// names
+	s = both(t, list("#"), deny)
+	for f, want := range map[string]bool{"+/x": false, "+/y": false /* b/+ */, "#": false, "+": true, "+/+/+": true} {
+		if got := s.CanSubscribe(f); got != want {
+			t.Errorf("allow #: CanSubscribe(%q) = %v, want %v", f, got, want)
+		}
+	}
+	s = both(t, list("#"), list("$a $b $c $d $e $f $g $h $i $j $k/#"))
+	if !s.CanSubscribe("#") || !s.CanSubscribe("+") || !s.CanSubscribe("+/+") {
+		t.Error("denied '$' names refuse a wildcard at the first level")
 	}
 }

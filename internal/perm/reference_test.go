@@ -117,7 +117,35 @@ func draw(next func() byte) case_ {
 // not be published to.
 func checkCase(t *testing.T, c case_) {
 	t.Helper()
+	checkSet(t, c, both(t, c.allow, c.deny))
+	// the same with every node's children in maps, as in nodes with many
 	s := both(t, c.allow, c.deny)
+	for _, tr := range []*tree{&s.pub, &s.sub} {
+		tr.allow.toMaps()
+		tr.deny.toMaps()
+	}
+	checkSet(t, c, s)
+}
+
+// toMaps moves the children for names of every node under n into maps.
+func (n *node) toMaps() {
+	if n.lits == nil && len(n.names) > 0 {
+		n.lits = map[string]*node{}
+		for i, name := range n.names {
+			n.lits[name] = n.kids[i]
+		}
+		n.names, n.kids = nil, nil
+	}
+	for _, c := range n.lits {
+		c.toMaps()
+	}
+	if n.plus != nil {
+		n.plus.toMaps()
+	}
+}
+
+func checkSet(t *testing.T, c case_, s *Set) {
+	t.Helper()
 	all := append(append(append([]string{}, c.allow...), c.deny...), c.filter)
 	topics := witnesses(all)
 	for _, topic := range topics {
