@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -65,25 +64,13 @@ func TestBrowserSubprotocolToken(t *testing.T) {
 	pages := http.NewServeMux()
 	pageAddr, pageSrv := testutil.Serve(t, pages)
 	defer pageSrv.Close()
-	b, err := broker.New(broker.Options{Authenticate: j.Authenticate, AllowedOrigins: []string{"http://" + pageAddr}, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/ws", b)
-	addr, srv := testutil.Serve(t, mux)
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		_ = b.Shutdown(ctx)
-	}()
+	b, wsURL := startBroker(t, broker.Options{Authenticate: j.Authenticate, AllowedOrigins: []string{"http://" + pageAddr}})
 	claims := valid("dashboard-1")
 	claims["ferry"] = map[string]any{"pub": []string{"dash/#"}, "sub": []string{"dash/#"}}
 	good := sign(t, jwt.SigningMethodHS256, secret, claims)
 	for name, tok := range map[string]string{"good": good, "bad": good + "x"} {
 		pages.HandleFunc("/"+name, func(w http.ResponseWriter, _ *http.Request) {
-			fmt.Fprintf(w, page, "ws://"+addr+"/ws", base64.RawURLEncoding.EncodeToString([]byte(tok)))
+			fmt.Fprintf(w, page, wsURL, base64.RawURLEncoding.EncodeToString([]byte(tok)))
 		})
 	}
 	reports := make(chan string, 4)

@@ -42,9 +42,9 @@ func valid(sub string) jwt.MapClaims {
 	return jwt.MapClaims{"sub": sub, "exp": time.Now().Add(time.Hour).Unix()}
 }
 
-// startBroker serves a broker with o on 127.0.0.1 and returns its
+// startBroker serves a broker with o on 127.0.0.1 and returns it with its
 // WebSocket URL.
-func startBroker(t *testing.T, o broker.Options) string {
+func startBroker(t *testing.T, o broker.Options) (*broker.Broker, string) {
 	t.Helper()
 	o.Logger = slog.New(slog.DiscardHandler)
 	b, err := broker.New(o)
@@ -60,7 +60,7 @@ func startBroker(t *testing.T, o broker.Options) string {
 		_ = srv.Shutdown(ctx)
 		_ = b.Shutdown(ctx)
 	})
-	return "ws://" + addr + "/ws"
+	return b, "ws://" + addr + "/ws"
 }
 
 // upgrade sends an upgrade request with a bearer token and returns the
@@ -86,8 +86,8 @@ func TestJWTOverRealSockets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := startBroker(t, broker.Options{Authenticate: hmacOnly.Authenticate})
-	k := startBroker(t, broker.Options{Authenticate: keysOnly.Authenticate})
+	_, h := startBroker(t, broker.Options{Authenticate: hmacOnly.Authenticate})
+	_, k := startBroker(t, broker.Options{Authenticate: keysOnly.Authenticate})
 	withAud := func(c jwt.MapClaims) jwt.MapClaims { c["aud"], c["iss"] = "ferry", "fleet"; return c }
 	now := time.Now()
 	for _, tc := range []struct {

@@ -64,7 +64,8 @@ func (w *wsConn) request(t *testing.T, f map[string]any, id int) map[string]any 
 
 func startPermBroker(t *testing.T, j *auth.JWT, acl []broker.ACLEntry) string {
 	t.Helper()
-	return startBroker(t, broker.Options{Authenticate: j.Authenticate, ACL: acl})
+	_, url := startBroker(t, broker.Options{Authenticate: j.Authenticate, ACL: acl})
+	return url
 }
 
 func deviceToken(t *testing.T, sub string, ferry any) string {
