@@ -28,6 +28,22 @@ type Identity struct {
 	// "ferry" claim); nil means what Options.ACL grants its Subject, and
 	// nothing if it grants nothing. Used when Options.Authorize is nil.
 	Permissions *Permissions
+	// Limits, when set, override the broker's limits for this connection
+	// (a token's "ferry.limits" claim).
+	Limits *Limits
+}
+
+// Limits are one identity's own limits, overriding the broker's Options
+// for its connections; a zero field keeps the broker's. In JSON (a token's
+// "ferry.limits" claim): {"pub_rate": 10, "pub_burst": 20, "max_subs": 50}.
+type Limits struct {
+	// PubRate and PubBurst replace Options.PubRate and Options.PubBurst:
+	// publishes per second, and at once. PubBurst alone keeps the broker's
+	// rate.
+	PubRate  float64 `json:"pub_rate,omitempty"`
+	PubBurst int     `json:"pub_burst,omitempty"`
+	// MaxSubscriptions replaces Options.MaxSubscriptions.
+	MaxSubscriptions int `json:"max_subs,omitempty"`
 }
 
 // Action is what a connection asks to do on a topic, for Options.Authorize.

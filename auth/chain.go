@@ -1,0 +1,43 @@
+package auth
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/ferry-io/ferry/broker"
+)
+
+// ErrUnknownToken is what a method of Chain returns for a token it does
+// not hold (a static token table, say): Chain then asks the next method.
+var ErrUnknownToken = errors.New("unknown token")
+
+// Method is one way to authenticate a request; it fits
+// broker.Options.Authenticate.
+type Method func(r *http.Request) (*broker.Identity, error)
+
+// Chain returns an Authenticate that asks each method in turn: the first
+// that accepts the request, or refuses it with an error other than
+// broker.ErrNoCredential and ErrUnknownToken, decides. When every method
+// passes, a request with a credential gets ErrUnknownToken and one without
+// gets broker.ErrNoCredential (both a 401).
+func Chain(methods ...Method) Method {
+	return func(r *http.Request) (*broker.Identity, error) {
+		unknown := false
+		for _, m := range methods {
+			id, err := m(r)
+			switch {
+			case err == nil:
+				return id, nil
+			case errors.Is(err, ErrUnknownToken):
+				unknown = true
+			case errors.Is(err, broker.ErrNoCredential):
+			default:
+				return nil, err
+			}
+		}
+		if unknown {
+			return nil, ErrUnknownToken
+		}
+		return nil, broker.ErrNoCredential
+	}
+}
