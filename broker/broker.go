@@ -203,10 +203,16 @@ func (b *Broker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	// sessions of different identities never meet: a session id is the
+	// identity's own
+	sessionKey := sessionID
+	if id != nil && sessionID != "" {
+		sessionKey = id.Subject + "\x00" + sessionID
+	}
 	var claimed *session
 	upgraded := false
 	if sessionID != "" {
-		ss, created, ok := b.claimSession(sessionID)
+		ss, created, ok := b.claimSession(sessionKey)
 		if !ok {
 			http.Error(w, fmt.Sprintf("ferry: the broker already holds %d sessions, the limit", b.opts.MaxSessions), http.StatusServiceUnavailable)
 			return
@@ -247,8 +253,13 @@ func (b *Broker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := connOf(socket)
 	c.init(b, socket, lc, codec, r.RemoteAddr)
 	c.id, c.perm = id, perms
+	var limits *Limits
+	if id != nil {
+		limits = id.Limits
+	}
+	c.applyLimits(limits)
 	c.armExpiry()
-	hasRoom := b.attachSession(c, sessionID, claimed) // before addConn: Shutdown reads c.sess
+	hasRoom := b.attachSession(c, sessionKey, sessionID, claimed) // before addConn: Shutdown reads c.sess
 	if !hasRoom {
 		c.closeWith(protocol.CloseTryAgain, fmt.Sprintf("the broker already holds %d sessions, the limit", b.opts.MaxSessions), false)
 	}
@@ -434,21 +445,30 @@ func (b *Broker) unclaim(ss *session) {
 // attachSession gives c its session: ss, claimed for it, resumed (a
 // connection holding it is closed with 4009), or a new one if ss ended
 // meanwhile; with no id, a session that ends with c. A client that gave an
-// id gets a session frame first. It reports false when the session limit
+// id gets a session frame first (naming the session shown, the id the
+// client gave: id is the registry's key). It reports false when the session limit
 // left no room for a new one (c then has a session of its own).
-func (b *Broker) attachSession(c *conn, id string, ss *session) bool {
+func (b *Broker) attachSession(c *conn, id, shown string, ss *session) bool {
 	first := func(resumed bool) {
 		if id != "" {
-			c.q.pushForce(c.encode(&protocol.Frame{Op: protocol.OpSession, Session: id, Resumed: resumed}))
+			c.q.pushForce(c.encode(&protocol.Frame{Op: protocol.OpSession, Session: shown, Resumed: resumed}))
 		}
 	}
+	var revoke func(string) bool
 	if id == "" {
 		ss = newSession(b, "")
+	} else if c.perm != nil || b.opts.Authorize != nil {
+		// a session resumed under this credential keeps only what it allows
+		revoke = func(filter string) bool { return !c.allowed(Subscribe, filter) }
 	}
 	for {
 		c.sess = ss
-		old, ok := ss.attach(c, first)
+		old, revoked, ok := ss.attach(c, first, revoke)
 		if ok {
+			for _, filter := range revoked {
+				c.b.stats.forbidden.Add(1)
+				c.q.pushForce(c.encode(revokedErr(filter, "")))
+			}
 			if oc, isConn := old.(*conn); isConn {
 				oc.closeWith(protocol.CloseTakenOver, "session taken over", true)
 			}
@@ -457,7 +477,7 @@ func (b *Broker) attachSession(c *conn, id string, ss *session) bool {
 		b.forgetSession(ss) // ended meanwhile: make a new one
 		if ss, _, ok = b.claimSession(id); !ok {
 			c.sess = newSession(b, "")
-			c.sess.attach(c, nil)
+			c.sess.attach(c, nil, nil)
 			return false
 		}
 	}

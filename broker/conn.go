@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"net"
@@ -34,8 +33,9 @@ type conn struct {
 	sess *session
 	id   *Identity     // from Options.Authenticate; nil without it
 	perm *perm.Set     // id's permissions, when Options.Authorize is nil; nil: all allowed
-	lim  *rate.Limiter // Options.PubRate; nil: no limit
+	lim  *rate.Limiter // Options.PubRate (or id's Limits); nil: no limit
 	exp  *time.Timer   // closes the connection when id expires
+	subs int           // Options.MaxSubscriptions (or id's Limits)
 
 	// owned by the read goroutine
 	frame protocol.Frame
@@ -75,9 +75,6 @@ func (c *conn) init(b *Broker, socket *gws.Conn, lc *lockedConn, codec protocol.
 	c.q.writer = c.writeLoop
 	c.q.overflowFrame = func(n uint64) []byte { return c.encode(overflowErr(n)) }
 	c.touch()
-	if r := b.opts.PubRate; r > 0 {
-		c.lim = rate.NewLimiter(rate.Limit(r), cmp.Or(b.opts.PubBurst, max(int(r), 1)))
-	}
 }
 
 // ping queues a WebSocket ping if there is room: a connection that busy
@@ -330,6 +327,8 @@ func (c *conn) handle(codec protocol.Codec, b []byte) {
 	case protocol.OpPing:
 		c.reply(&protocol.Frame{Op: protocol.OpPong, ID: f.ID, HasID: f.HasID})
 		return
+	case protocol.OpAuth:
+		err = c.refresh(f.Token)
 	}
 	switch {
 	case err == errShuttingDown:
@@ -363,7 +362,7 @@ func (c *conn) subscribe(f *protocol.Frame) *protocol.Error {
 		window = int(f.Inflight)
 	}
 	window = min(window, o.MaxInflight)
-	s, existed, retained, err := c.sess.subscribe(c, f.Topic, f.Group, f.Ack, window)
+	s, existed, retained, err := c.sess.subscribe(c, f.Topic, f.Group, f.Ack, window, c.subs)
 	if err != nil {
 		return err
 	}
@@ -385,21 +384,24 @@ func (c *conn) subscribe(f *protocol.Frame) *protocol.Error {
 // authorize asks Options.Authorize whether the connection may do a on
 // topic; op names the request in the refusal.
 func (c *conn) authorize(a Action, op, topic string) *protocol.Error {
-	allowed := true
-	switch {
-	case c.b.opts.Authorize != nil:
-		allowed = c.b.opts.Authorize(c.id, a, topic)
-	case c.perm == nil:
-	case a == Publish:
-		allowed = c.perm.CanPublish(topic)
-	default:
-		allowed = c.perm.CanSubscribe(topic)
-	}
-	if !allowed {
+	if !c.allowed(a, topic) {
 		c.b.stats.forbidden.Add(1)
 		return protocol.Errorf(protocol.CodeForbidden, "%s: not allowed on %q", op, topic)
 	}
 	return nil
+}
+
+// allowed reports whether the connection may do a on topic.
+func (c *conn) allowed(a Action, topic string) bool {
+	switch {
+	case c.b.opts.Authorize != nil:
+		return c.b.opts.Authorize(c.id, a, topic)
+	case c.perm == nil:
+		return true
+	case a == Publish:
+		return c.perm.CanPublish(topic)
+	}
+	return c.perm.CanSubscribe(topic)
 }
 
 // armExpiry closes the connection with 4001 when its credential expires.

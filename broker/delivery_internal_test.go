@@ -59,11 +59,11 @@ func TestRetainedBeforeLiveOnNewSubscription(t *testing.T) {
 	ls := newSubscription(b, "", func(m *Message) error { got <- m; return nil })
 	b.bgWG.Add(1)
 	go b.loop("in-process subscription", ls.run)
-	s1, _, r1, _ := ls.sess.subscribe(ls, "a/#", "", false, 0)
+	s1, _, r1, _ := ls.sess.subscribe(ls, "a/#", "", false, 0, 0)
 	s1.activate(r1)
 	_ = b.Publish(context.Background(), Message{Topic: "a/b", Data: []byte(`"old"`), Retain: true})
 	<-got
-	s2, _, r2, _ := ls.sess.subscribe(ls, "a/+", "", false, 0)
+	s2, _, r2, _ := ls.sess.subscribe(ls, "a/+", "", false, 0, 0)
 	// live message between sub (and its ack) and activate
 	_ = b.Publish(context.Background(), Message{Topic: "a/b", Data: []byte(`"new"`)})
 	s2.activate(r2)
@@ -102,8 +102,8 @@ func TestHandOverToClosingMemberCountsDropped(t *testing.T) {
 	go io.Copy(io.Discard, p2)
 	c := &conn{}
 	c.init(b, nil, &lockedConn{Conn: p1}, 0, "plain")
-	b.attachSession(c, "", nil)
-	if _, _, _, err := c.sess.subscribe(c, "w", "g", false, 0); err != nil {
+	b.attachSession(c, "", "", nil)
+	if _, _, _, err := c.sess.subscribe(c, "w", "g", false, 0, 0); err != nil {
 		t.Fatal(err)
 	}
 	block := make(chan struct{})

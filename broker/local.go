@@ -93,7 +93,7 @@ func (b *Broker) Subscribe(filter string, handler Handler, opts ...SubOption) (*
 	b.locals[s] = struct{}{}
 	b.bgWG.Add(1)
 	b.mu.Unlock()
-	sub, _, retained, perr := s.sess.subscribe(s, filter, o.group, o.ack, window)
+	sub, _, retained, perr := s.sess.subscribe(s, filter, o.group, o.ack, window, b.opts.MaxSubscriptions)
 	go b.loop("in-process subscription", s.run)
 	if perr != nil {
 		s.Unsubscribe()
@@ -114,7 +114,7 @@ func newSubscription(b *Broker, filter string, handler Handler) *Subscription {
 	s.q.limit = b.opts.QueueBytes
 	s.q.spell = max(b.opts.DrainTimeout, 0)
 	s.sess = newSession(b, "")
-	s.sess.attach(s, nil)
+	s.sess.attach(s, nil, nil)
 	return s
 }
 

@@ -234,7 +234,7 @@ func (s *subscription) activate(retained []*stored) {
 // subscribe adds a subscription for transport t. It returns the existing
 // one (and true) when the session already has that filter and group.
 // Retained messages matching the filter are returned for activate.
-func (ss *session) subscribe(t transport, filter, group string, ack bool, window int) (*subscription, bool, []*stored, *protocol.Error) {
+func (ss *session) subscribe(t transport, filter, group string, ack bool, window, maxSubs int) (*subscription, bool, []*stored, *protocol.Error) {
 	b := ss.b
 	key := subKey(filter, group)
 	ss.mu.Lock()
@@ -253,7 +253,7 @@ func (ss *session) subscribe(t transport, filter, group string, ack bool, window
 		}
 		return s, true, nil, nil
 	}
-	if max := b.opts.MaxSubscriptions; max > 0 && len(ss.subs) >= max {
+	if max := maxSubs; max > 0 && len(ss.subs) >= max {
 		return nil, false, nil, protocol.Errorf(protocol.CodeLimit, "sub: this connection already has %d subscriptions, the limit", max)
 	}
 	s := &subscription{sess: ss, t: t, filter: filter, key: key}
@@ -275,6 +275,21 @@ func (ss *session) subscribe(t transport, filter, group string, ack bool, window
 	}
 	b.interest.add(filter, group, 1)
 	return s, false, retained, nil
+}
+
+// filters lists the filter and the group of each subscription of the
+// session.
+func (ss *session) filters() (out [][2]string) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	for key, s := range ss.subs {
+		group := ""
+		if len(key) > len(s.filter) {
+			group = key[len(s.filter)+1:]
+		}
+		out = append(out, [2]string{s.filter, group})
+	}
+	return out
 }
 
 // unsubscribe removes the subscription with that key.
@@ -522,11 +537,14 @@ func (ss *session) redeliverDue(now time.Time) {
 // before any delivery can reach t, with whether the session had
 // subscriptions to resume. Unacknowledged deliveries are then delivered
 // again and the queues resume. ok is false for a session that ended.
-func (ss *session) attach(t transport, first func(resumed bool)) (old transport, ok bool) {
+// Subscriptions whose filter revoke reports (when set) are removed first,
+// before anything of theirs is delivered again; their filters are
+// returned.
+func (ss *session) attach(t transport, first func(resumed bool), revoke func(filter string) bool) (old transport, revoked []string, ok bool) {
 	ss.mu.Lock()
 	if ss.ended {
 		ss.mu.Unlock()
-		return nil, false
+		return nil, nil, false
 	}
 	if ss.expire != nil {
 		ss.expire.Stop()
@@ -544,8 +562,18 @@ func (ss *session) attach(t transport, first func(resumed bool)) (old transport,
 			}
 		}
 	}
+	resumed := len(ss.subs) > 0
+	if revoke != nil {
+		for _, s := range ss.subs {
+			if revoke(s.filter) {
+				handovers = append(handovers, ss.removeLocked(s))
+				moved = append(moved, s)
+				revoked = append(revoked, s.filter)
+			}
+		}
+	}
 	if first != nil {
-		first(len(ss.subs) > 0)
+		first(resumed)
 	}
 	ss.t = t
 	if ss.away > 0 {
@@ -565,7 +593,7 @@ func (ss *session) attach(t transport, first func(resumed bool)) (old transport,
 	for i, s := range moved {
 		ss.b.handOver(s, handovers[i])
 	}
-	return old, true
+	return old, revoked, true
 }
 
 // keeps reports whether s survives its connection: acknowledged, direct

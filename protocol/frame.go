@@ -33,6 +33,8 @@ type Frame struct {
 	// sends first to a client that connected with a session id.
 	Session string
 	Resumed bool
+	// Token is the fresh credential of an auth frame.
+	Token string
 }
 
 // Reset clears f for reuse.
@@ -51,7 +53,7 @@ func (f *Frame) reset() (prevTopic string) {
 // IsClientOp reports whether op is one a client may send.
 func IsClientOp(op string) bool {
 	switch op {
-	case OpSub, OpUnsub, OpPub, OpAck, OpNack, OpPing:
+	case OpSub, OpUnsub, OpPub, OpAck, OpNack, OpPing, OpAuth:
 		return true
 	}
 	return false
@@ -78,9 +80,13 @@ func (f *Frame) check() *Error {
 		if !f.HasMid {
 			return Errorf(CodeBadFrame, `%s: missing field "mid"`, f.Op)
 		}
+	case OpAuth:
+		if f.Token == "" {
+			return Errorf(CodeBadFrame, `auth: missing field "token"`)
+		}
 	case OpPing:
 	default:
-		return Errorf(CodeUnknownOp, "unknown op %q (expected sub, unsub, pub, ack, nack or ping)", truncate(f.Op, 32))
+		return Errorf(CodeUnknownOp, "unknown op %q (expected sub, unsub, pub, ack, nack, ping or auth)", truncate(f.Op, 32))
 	}
 	return nil
 }
@@ -115,7 +121,7 @@ const (
 // keys, which are skipped.
 func fieldOf(key string) fieldKind {
 	switch key {
-	case "op", "topic", "group", "filter", "code", "reason", "session":
+	case "op", "topic", "group", "filter", "code", "reason", "session", "token":
 		return kindString
 	case "id", "inflight", "mid", "dropped":
 		return kindUint
@@ -135,6 +141,8 @@ func knownKey(b []byte) string {
 		return "op"
 	case "session":
 		return "session"
+	case "token":
+		return "token"
 	case "resumed":
 		return "resumed"
 	case "topic":
@@ -196,6 +204,8 @@ func stringValue(key string, b []byte, prevTopic string) string {
 			return OpErr
 		case OpPong:
 			return OpPong
+		case OpAuth:
+			return OpAuth
 		}
 	}
 	return string(b)
@@ -217,6 +227,8 @@ func (f *Frame) setString(key, v string) {
 		f.Reason = v
 	case "session":
 		f.Session = v
+	case "token":
+		f.Token = v
 	}
 }
 

@@ -561,6 +561,10 @@ func AppendJSON(dst []byte, f *Frame) []byte {
 			dst = append(dst, `,"resumed":false`...)
 		}
 	}
+	if f.Token != "" {
+		dst = append(dst, `,"token":`...)
+		dst = AppendJSONString(dst, f.Token)
+	}
 	return append(dst, '}')
 }
 

@@ -392,7 +392,7 @@ func AppendMsgpack(dst []byte, f *Frame) []byte {
 	n := 1
 	for _, set := range [...]bool{f.HasID, f.Topic != "", f.Group != "", f.Filter != "", f.Data != nil, f.Ack,
 		f.HasInflight, f.Retain, f.HasMid, f.Redelivered, f.Retained, f.Code != "", f.Reason != "", f.Dropped != 0,
-		f.Session != "", f.Session != ""} {
+		f.Session != "", f.Session != "", f.Token != ""} {
 		if set {
 			n++
 		}
@@ -454,6 +454,9 @@ func AppendMsgpack(dst []byte, f *Frame) []byte {
 		} else {
 			dst = append(dst, mpFalse)
 		}
+	}
+	if f.Token != "" {
+		dst = appendMsgpackKV(dst, "token", f.Token)
 	}
 	return dst
 }

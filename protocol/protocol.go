@@ -63,15 +63,21 @@ const (
 	// OpSession is the first frame to a client that connected with a
 	// session id: fields session (the id) and resumed.
 	OpSession = "session"
+	// OpAuth replaces a connection's credential with a fresh one (field
+	// token) before the old one expires.
+	OpAuth = "auth"
 )
 
 // Error codes carried by err frames.
 const (
-	CodeBadFrame      = "bad_frame"
-	CodeBadTopic      = "bad_topic"
-	CodeUnknownOp     = "unknown_op"
-	CodeTooLarge      = "too_large"
-	CodeForbidden     = "forbidden"
+	CodeBadFrame  = "bad_frame"
+	CodeBadTopic  = "bad_topic"
+	CodeUnknownOp = "unknown_op"
+	CodeTooLarge  = "too_large"
+	CodeForbidden = "forbidden"
+	// CodeUnauthorized refuses an auth frame: the token is invalid, or
+	// names another subject. The connection keeps its credential.
+	CodeUnauthorized  = "unauthorized"
 	CodeRateLimited   = "rate_limited"
 	CodeNotSubscribed = "not_subscribed"
 	CodeSlowConsumer  = "slow_consumer"
