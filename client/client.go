@@ -93,6 +93,7 @@ type connection struct {
 	lastRead atomic.Int64
 	kill     sync.Once
 	frame    protocol.Frame // decoded into by OnMessage, on the read goroutine only
+	token    string         // the TokenSource's token the connection was made with
 }
 
 // Connect dials the broker at url (ws:// or wss://) and returns a client
@@ -265,6 +266,9 @@ func (c *Client) dial(ctx context.Context) (*connection, error) {
 	}
 	h.Set("Sec-WebSocket-Protocol", c.opts.Codec.Subprotocol())
 	conn := &connection{c: c, closed: make(chan struct{})}
+	if c.opts.TokenSource != nil {
+		conn.token = token
+	}
 	// the handshake: bounded by ctx (gws sets its own deadline from
 	// HandshakeTimeout; a cancelled ctx cuts the connection)
 	hs := c.opts.DialTimeout
@@ -439,6 +443,10 @@ func (c *Client) serve(conn *connection, first bool) {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); defer conn.guard("keepalive"); c.keepalive(conn) }()
+	if conn.token != "" {
+		wg.Add(1)
+		go func() { defer wg.Done(); defer conn.guard("the token refresh"); c.refreshLoop(conn) }()
+	}
 	if c.opts.NoSession {
 		c.epoch.Add(1) // every connection is a new session
 	}
@@ -712,7 +720,7 @@ func (c *Client) handleFrame(codec protocol.Codec, f *protocol.Frame) {
 	case protocol.OpAck, protocol.OpErr, protocol.OpPong:
 		if !f.HasID {
 			if f.Op == protocol.OpErr {
-				c.reportError(&Error{Code: f.Code, Reason: f.Reason})
+				c.brokerError(f)
 			}
 			return
 		}

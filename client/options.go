@@ -39,9 +39,14 @@ type Options struct {
 	Token  string
 	// TokenSource, if set, is called for a token on every connection
 	// attempt (the first and each reconnect), within that attempt's
-	// deadline, so that a client whose token expired (the broker closes
-	// its connection with 4001) reconnects with a fresh one. An error
-	// fails the attempt. It takes precedence over Token.
+	// deadline; an error fails the attempt. When the token is a JWT with
+	// an exp claim it is called again before exp (a fifth of the time
+	// left, between a second and a minute before) and the fresh token is
+	// sent on the live connection (the protocol's auth op), so that the
+	// connection and its subscriptions go on; a refresh that fails is
+	// reported through OnError and tried again until exp, when the broker
+	// closes the connection (4001) and the client reconnects with a token
+	// from the source. It takes precedence over Token.
 	TokenSource func(ctx context.Context) (string, error)
 	// TLSConfig is used for wss:// URLs. Default: the system's roots.
 	TLSConfig *tls.Config
