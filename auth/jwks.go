@@ -372,7 +372,7 @@ func (s *JWKS) keys(ctx context.Context, t *jwt.Token, kind string) ([]jwt.Verif
 	}
 	if len(out) == 0 {
 		if hasKid && len(all) == 1 {
-			return nil, keyError(fmt.Sprintf("the key %q is %s, not one for %s", short(kid), describeKind(keyKind(all[0])), alg))
+			return nil, keyError(fmt.Sprintf("the key '%s' is %s, not one for %s", short(kid), describeKind(keyKind(all[0])), alg))
 		}
 		return nil, keyError("no key in the JWKS for " + alg)
 	}
@@ -397,15 +397,15 @@ func (s *JWKS) reason(ctx context.Context, err error, rawKid any, kid, alg strin
 		return keyError("the token's kid is not a string")
 	}
 	if errors.Is(err, jwkset.ErrKeyNotFound) {
-		return keyError(fmt.Sprintf("unknown key id (kid) %q", short(kid)))
+		return keyError(fmt.Sprintf("unknown key id (kid) '%s'", short(kid)))
 	}
 	if k, e := s.store.KeyRead(ctx, kid); e == nil {
 		m := k.Marshal()
 		if m.ALG != "" && m.ALG.String() != alg {
-			return keyError(fmt.Sprintf("the key %q is for %s, not %s", short(kid), m.ALG, alg))
+			return keyError(fmt.Sprintf("the key '%s' is for %s, not %s", short(kid), m.ALG, alg))
 		}
 		if m.USE != "" && m.USE != jwkset.UseSig {
-			return keyError(fmt.Sprintf("the key %q is not for signatures (use %q)", short(kid), m.USE))
+			return keyError(fmt.Sprintf("the key '%s' is not for signatures (use '%s')", short(kid), m.USE))
 		}
 	}
 	return keyError("the token's key cannot be used")

@@ -152,8 +152,8 @@ func TestJWKSURL(t *testing.T) {
 	mustVerify(t, j, "EdDSA", signKid(t, jwt.SigningMethodEdDSA, edKey, "ed-1", valid("dev-1")))
 	mustVerify(t, j, "EdDSA without a kid", signKid(t, jwt.SigningMethodEdDSA, edKey, "", valid("dev-1")))
 	mustRefuse(t, j, "RS256 with a kid naming another key", signKid(t, jwt.SigningMethodRS256, rsa2, "rsa-1", valid("dev-1")), "signature invalid")
-	mustRefuse(t, j, "PS256 with a key for RS256", signKid(t, jwt.SigningMethodPS256, rsa1, "rsa-1", valid("dev-1")), `the key "rsa-1" is for RS256, not PS256`)
-	mustRefuse(t, j, "ES256 with an Ed25519 key's kid", signKid(t, jwt.SigningMethodES256, ecKey, "ed-1", valid("dev-1")), `the key "ed-1" is for EdDSA, not ES256`)
+	mustRefuse(t, j, "PS256 with a key for RS256", signKid(t, jwt.SigningMethodPS256, rsa1, "rsa-1", valid("dev-1")), `the key 'rsa-1' is for RS256, not PS256`)
+	mustRefuse(t, j, "ES256 with an Ed25519 key's kid", signKid(t, jwt.SigningMethodES256, ecKey, "ed-1", valid("dev-1")), `the key 'ed-1' is for EdDSA, not ES256`)
 	mustRefuse(t, j, "ES256 without a kid", signKid(t, jwt.SigningMethodES256, ecKey, "", valid("dev-1")), "no key in the JWKS for ES256")
 	// over real sockets, the reasons in the 401
 	_, url := startBroker(t, broker.Options{Authenticate: j.Authenticate})
@@ -174,8 +174,8 @@ func TestJWKSURL(t *testing.T) {
 	if n := srv.fetches.Load(); n != 2 {
 		t.Fatalf("%d fetches after the new kid, want 2", n)
 	}
-	mustRefuse(t, j, "the removed key", signKid(t, jwt.SigningMethodRS256, rsa1, "rsa-1", valid("dev-1")), `unknown key id (kid) "rsa-1"`)
-	mustRefuse(t, j, "an unknown kid", signKid(t, jwt.SigningMethodRS256, rsa1, "nope", valid("dev-1")), `unknown key id (kid) "nope"`)
+	mustRefuse(t, j, "the removed key", signKid(t, jwt.SigningMethodRS256, rsa1, "rsa-1", valid("dev-1")), `unknown key id (kid) 'rsa-1'`)
+	mustRefuse(t, j, "an unknown kid", signKid(t, jwt.SigningMethodRS256, rsa1, "nope", valid("dev-1")), `unknown key id (kid) 'nope'`)
 	if n := srv.fetches.Load(); n != 2 {
 		t.Fatalf("%d fetches: unknown kids within the minute must not fetch again", n)
 	}
@@ -207,7 +207,7 @@ func TestJWKSURL(t *testing.T) {
 	if err := k.Reload(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	mustRefuse(t, j, "a key the reloaded set dropped", rsa2Token, `unknown key id (kid) "rsa-2"`)
+	mustRefuse(t, j, "a key the reloaded set dropped", rsa2Token, `unknown key id (kid) 'rsa-2'`)
 }
 
 // The set from a URL is fetched again every Refresh: a failure is logged
@@ -281,9 +281,9 @@ func TestJWKSAlgorithmConfusion(t *testing.T) {
 		"HS256 with the set's oct key":    "signing algorithm not accepted",
 		"HS512 with the oct key, no kid":  "signing algorithm not accepted",
 		"alg none":                        "signing algorithm not accepted",
-		"RS256 with the encryption key":   `the key "enc-1" is not for signatures (use "enc")`,
-		"ES256 with the RSA key's kid":    `the key "rsa-x" is an RSA key, not one for ES256`,
-		"RS256 with a kid that is no key": `unknown key id (kid) "hmac"`,
+		"RS256 with the encryption key":   `the key 'enc-1' is not for signatures (use 'enc')`,
+		"ES256 with the RSA key's kid":    `the key 'rsa-x' is an RSA key, not one for ES256`,
+		"RS256 with a kid that is no key": `unknown key id (kid) 'hmac'`,
 	} {
 		mustRefuse(t, jwksOnly, what, confused[what], why)
 	}
@@ -300,7 +300,7 @@ func TestJWKSAlgorithmConfusion(t *testing.T) {
 		"HS256 with the set's oct key":   "signature invalid",
 		"HS512 with the oct key, no kid": "signature invalid",
 		"alg none":                       "signing algorithm not accepted",
-		"RS256 with the encryption key":  `the key "enc-1" is not for signatures`,
+		"RS256 with the encryption key":  `the key 'enc-1' is not for signatures`,
 		// the PEM key is tried, and fails
 		"ES256 with the RSA key's kid": "signature invalid",
 	} {
@@ -350,7 +350,7 @@ func TestJWKSFile(t *testing.T) {
 
 	write(jwksJSON(jwkOf(t, ed2Pub, "ed-2", "", "")))
 	mustVerify(t, j, "ed-2, a kid the file holds since it changed", signKid(t, jwt.SigningMethodEdDSA, ed2Key, "ed-2", valid("dev-1")))
-	mustRefuse(t, j, "ed-1, dropped from the file", ed1, `unknown key id (kid) "ed-1"`)
+	mustRefuse(t, j, "ed-1, dropped from the file", ed1, `unknown key id (kid) 'ed-1'`)
 
 	// the key under kid ed-2 replaced: no unknown kid tells, the periodic
 	// look at the file does
@@ -365,7 +365,7 @@ func TestJWKSFile(t *testing.T) {
 	// a bad file: Reload says so, the periodic look logs it, the set stays
 	ed3 := signKid(t, jwt.SigningMethodEdDSA, ed3Key, "ed-2", valid("dev-1"))
 	write([]byte(`{"keys": [`))
-	mustRefuse(t, j, "an unknown kid, which has the bad file read", signKid(t, jwt.SigningMethodEdDSA, ed1Key, "ed-9", valid("dev-1")), `unknown key id (kid) "ed-9"`)
+	mustRefuse(t, j, "an unknown kid, which has the bad file read", signKid(t, jwt.SigningMethodEdDSA, ed1Key, "ed-9", valid("dev-1")), `unknown key id (kid) 'ed-9'`)
 	if !strings.Contains(logs.String(), "JWKS refresh failed") || !strings.Contains(logs.String(), "not a JSON Web Key Set") {
 		t.Fatalf("the bad file was not logged:\n%s", logs.String())
 	}
