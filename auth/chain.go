@@ -7,8 +7,10 @@ import (
 	"github.com/ferry-io/ferry/broker"
 )
 
-// ErrUnknownToken is what a method of Chain returns for a token it does
-// not hold (a static token table, say): Chain then asks the next method.
+// ErrUnknownToken is what a method of Chain returns (or an error matching
+// it, errors.Is) for a token it does not hold (a static token table, say)
+// or that is not of its kind (JWT's "malformed token"): Chain then asks the
+// next method.
 var ErrUnknownToken = errors.New("unknown token")
 
 // Method is one way to authenticate a request; it fits

@@ -142,6 +142,8 @@ type serveConfig struct {
 	jwtAudience     string
 	jwtIssuer       string
 	aclFile         string
+	tokensFile      string
+	jwks            string
 	opts            broker.Options
 }
 
@@ -186,6 +188,8 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.StringVar(&cfg.jwtAudience, "jwt-audience", "", "required aud of tokens")
 	fs.StringVar(&cfg.jwtIssuer, "jwt-issuer", "", "required iss of tokens")
 	fs.StringVar(&cfg.aclFile, "acl", "", `JSON file of permissions by identity, for tokens without a "ferry" claim: [{"identity": "dev-*", "pub": [...], "sub": [...]}]`)
+	fs.StringVar(&cfg.tokensFile, "tokens", "", `JSON file of static tokens: [{"identity": "dev-17", "sha256": "<hex SHA-256 of the token>" or "token": "<the token>", "pub": [...], "sub": [...], "limits": {"pub_rate": 5}}]`)
+	fs.StringVar(&cfg.jwks, "jwks", "", "JSON Web Key Set for RS/PS/ES/EdDSA tokens: an https URL (fetched again hourly and for an unknown kid) or a file (read again when it changes)")
 	fs.StringVar(&cfg.nats, "nats", "", "join a cluster through NATS: comma-separated server URLs (nats://h1:4222,nats://h2:4222)")
 	fs.StringVar(&cfg.natsPrefix, "nats-prefix", natscluster.DefaultPrefix, "first token of ferry's NATS subjects")
 	fs.StringVar(&cfg.natsCreds, "nats-creds", "", "NATS credentials file")
@@ -224,13 +228,13 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 		return nil, err
 	}
 	if cfg.opts.Authenticate == nil && !cfg.allowAnonymous && !loopback(cfg.listen) {
-		return nil, fmt.Errorf("--listen %s: no authentication is configured, so anyone who reaches this address could publish and subscribe; configure tokens (--jwt-secret-file, --jwt-public-key) or pass --allow-anonymous", cfg.listen)
+		return nil, fmt.Errorf("--listen %s: no authentication is configured, so anyone who reaches this address could publish and subscribe; configure tokens (--jwt-secret-file, --jwt-public-key, --jwks, --tokens) or pass --allow-anonymous", cfg.listen)
 	}
 	return cfg, nil
 }
 
-// authentication sets up the JWT verifier the flags (and FERRY_JWT_SECRET)
-// ask for, if any.
+// authentication sets up the static tokens and the JWT verifier the flags
+// (and FERRY_JWT_SECRET) ask for, if any.
 func (cfg *serveConfig) authentication() error {
 	var jc auth.JWTConfig
 	if cfg.jwtSecretFile != "" {
@@ -272,21 +276,32 @@ func (cfg *serveConfig) authentication() error {
 			}
 		}
 	}
-	if len(jc.Secrets) == 0 && len(jc.PublicKeys) == 0 {
-		if cfg.aclFile != "" {
-			return errors.New("--acl needs tokens to verify: --jwt-secret-file, FERRY_JWT_SECRET or --jwt-public-key")
-		}
-		if cfg.jwtAudience != "" || cfg.jwtIssuer != "" {
-			return errors.New("--jwt-audience and --jwt-issuer need --jwt-secret-file, FERRY_JWT_SECRET or --jwt-public-key")
-		}
-		return nil
-	}
-	jc.Audience, jc.Issuer = cfg.jwtAudience, cfg.jwtIssuer
-	j, err := auth.NewJWT(jc)
+	tokens, err := cfg.staticTokens()
 	if err != nil {
 		return err
 	}
-	cfg.opts.Authenticate = j.Authenticate
+	if len(jc.Secrets) == 0 && len(jc.PublicKeys) == 0 && cfg.jwks == "" {
+		if cfg.aclFile != "" && tokens == nil {
+			return errors.New("--acl needs tokens to verify: --tokens, --jwt-secret-file, FERRY_JWT_SECRET, --jwt-public-key or --jwks")
+		}
+		if cfg.jwtAudience != "" || cfg.jwtIssuer != "" {
+			return errors.New("--jwt-audience and --jwt-issuer need --jwt-secret-file, FERRY_JWT_SECRET, --jwt-public-key or --jwks")
+		}
+		cfg.authenticate(tokens, nil)
+		return nil
+	}
+	jc.Audience, jc.Issuer = cfg.jwtAudience, cfg.jwtIssuer
+	if jc.JWKS, err = cfg.loadJWKS(); err != nil {
+		return err
+	}
+	j, err := auth.NewJWT(jc)
+	if err != nil {
+		if jc.JWKS != nil {
+			jc.JWKS.Close()
+		}
+		return err
+	}
+	cfg.authenticate(tokens, j)
 	return nil
 }
 
@@ -335,6 +350,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg.opts.Logger = log
+	slog.SetDefault(log) // for what logs without a logger of its own (a JWKS's refreshes)
 	if cfg.nats != "" {
 		var nopts []nats.Option
 		if cfg.natsCreds != "" {
