@@ -142,6 +142,7 @@ type serveConfig struct {
 	jwtAudience     string
 	jwtIssuer       string
 	aclFile         string
+	tls             tlsFlags
 	opts            broker.Options
 }
 
@@ -186,6 +187,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.StringVar(&cfg.jwtAudience, "jwt-audience", "", "required aud of tokens")
 	fs.StringVar(&cfg.jwtIssuer, "jwt-issuer", "", "required iss of tokens")
 	fs.StringVar(&cfg.aclFile, "acl", "", `JSON file of permissions by identity, for tokens without a "ferry" claim: [{"identity": "dev-*", "pub": [...], "sub": [...]}]`)
+	cfg.tls.register(fs)
 	fs.StringVar(&cfg.nats, "nats", "", "join a cluster through NATS: comma-separated server URLs (nats://h1:4222,nats://h2:4222)")
 	fs.StringVar(&cfg.natsPrefix, "nats-prefix", natscluster.DefaultPrefix, "first token of ferry's NATS subjects")
 	fs.StringVar(&cfg.natsCreds, "nats-creds", "", "NATS credentials file")
@@ -223,8 +225,11 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	if err := cfg.authentication(); err != nil {
 		return nil, err
 	}
+	if err := cfg.tls.setup(&cfg.opts); err != nil {
+		return nil, err
+	}
 	if cfg.opts.Authenticate == nil && !cfg.allowAnonymous && !loopback(cfg.listen) {
-		return nil, fmt.Errorf("--listen %s: no authentication is configured, so anyone who reaches this address could publish and subscribe; configure tokens (--jwt-secret-file, --jwt-public-key) or pass --allow-anonymous", cfg.listen)
+		return nil, fmt.Errorf("--listen %s: no authentication is configured, so anyone who reaches this address could publish and subscribe; configure tokens (--jwt-secret-file, --jwt-public-key) or client certificates (--tls-client-ca), or pass --allow-anonymous", cfg.listen)
 	}
 	return cfg, nil
 }
@@ -273,8 +278,8 @@ func (cfg *serveConfig) authentication() error {
 		}
 	}
 	if len(jc.Secrets) == 0 && len(jc.PublicKeys) == 0 {
-		if cfg.aclFile != "" {
-			return errors.New("--acl needs tokens to verify: --jwt-secret-file, FERRY_JWT_SECRET or --jwt-public-key")
+		if cfg.aclFile != "" && cfg.tls.clientCA == "" {
+			return errors.New("--acl needs tokens to verify or client certificates: --jwt-secret-file, FERRY_JWT_SECRET, --jwt-public-key or --tls-client-ca")
 		}
 		if cfg.jwtAudience != "" || cfg.jwtIssuer != "" {
 			return errors.New("--jwt-audience and --jwt-issuer need --jwt-secret-file, FERRY_JWT_SECRET or --jwt-public-key")
@@ -396,6 +401,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "ferry serve:", err)
 		return 1
 	}
+	ln, scheme, stopTLS := cfg.tls.listen(ln, srv, log)
+	defer stopTLS()
 	if cfg.cpuprofile != "" {
 		f, err := os.Create(cfg.cpuprofile)
 		if err != nil {
@@ -411,7 +418,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 			_ = f.Close()
 		}()
 	}
-	log.Info("ferry listening", "version", versionString(), "url", "ws://"+ln.Addr().String()+cfg.path,
+	log.Info("ferry listening", "version", versionString(), "url", scheme+"://"+ln.Addr().String()+cfg.path,
 		"slow_consumer", cfg.opts.SlowConsumer)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
