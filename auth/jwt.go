@@ -1,5 +1,6 @@
 // Package auth holds ferry's built-in authentication: JSON Web Tokens
-// verified with shared secrets or public keys. Its Authenticate methods fit
+// verified with shared secrets or public keys, and verified TLS client
+// certificates (ClientCertificate). Its Authenticate methods fit
 // broker.Options.Authenticate.
 package auth
 
