@@ -3,6 +3,8 @@ package auth
 import (
 	"errors"
 	"net/http"
+	"slices"
+	"strings"
 
 	"github.com/ferry-io/ferry/broker"
 )
@@ -21,10 +23,13 @@ type Method func(r *http.Request) (*broker.Identity, error)
 // that accepts the request, or refuses it with an error other than
 // broker.ErrNoCredential and ErrUnknownToken, decides. When every method
 // passes, a request with a credential gets ErrUnknownToken and one without
-// gets broker.ErrNoCredential (both a 401).
+// gets broker.ErrNoCredential (both a 401), its text joining what the
+// methods said was missing ("send Authorization: Bearer, ...; or present a
+// client certificate").
 func Chain(methods ...Method) Method {
 	return func(r *http.Request) (*broker.Identity, error) {
 		unknown := false
+		var missing []error
 		for _, m := range methods {
 			id, err := m(r)
 			switch {
@@ -33,6 +38,7 @@ func Chain(methods ...Method) Method {
 			case errors.Is(err, ErrUnknownToken):
 				unknown = true
 			case errors.Is(err, broker.ErrNoCredential):
+				missing = append(missing, err)
 			default:
 				return nil, err
 			}
@@ -40,6 +46,32 @@ func Chain(methods ...Method) Method {
 		if unknown {
 			return nil, ErrUnknownToken
 		}
-		return nil, broker.ErrNoCredential
+		return nil, joinMissing(missing)
 	}
+}
+
+// missingCredential is a broker.ErrNoCredential with words of its own.
+type missingCredential string
+
+func (e missingCredential) Error() string { return string(e) }
+func (e missingCredential) Unwrap() error { return broker.ErrNoCredential }
+
+// joinMissing makes one broker.ErrNoCredential of the methods' reasons:
+// "ferry: no credential: A; or B".
+func joinMissing(errs []error) error {
+	const prefix = "ferry: no credential: "
+	var parts []string
+	for _, err := range errs {
+		p := strings.TrimPrefix(err.Error(), prefix)
+		if !slices.Contains(parts, p) {
+			parts = append(parts, p)
+		}
+	}
+	switch len(parts) {
+	case 0:
+		return broker.ErrNoCredential
+	case 1:
+		return errs[0]
+	}
+	return missingCredential(prefix + strings.Join(parts, "; or "))
 }

@@ -1,6 +1,7 @@
 // Package auth holds ferry's built-in authentication: JSON Web Tokens
-// verified with shared secrets, public keys or a JSON Web Key Set, and
-// static tokens from a file. Its Authenticate methods fit
+// verified with shared secrets, public keys or a JSON Web Key Set, static
+// tokens from a file, and verified TLS client certificates
+// (ClientCertificate). Its Authenticate methods fit
 // broker.Options.Authenticate; Chain combines them.
 package auth
 

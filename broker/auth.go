@@ -133,15 +133,26 @@ func Credential(r *http.Request) (string, error) {
 
 // refuseUnauthenticated answers a request whose credential was refused:
 // 401, with a WWW-Authenticate challenge (RFC 6750) and a one-line reason.
+// A missing credential's reason is the error's text (ErrNoCredential's,
+// or the words of an error wrapping it: "...; or present a client
+// certificate").
 func refuseUnauthenticated(w http.ResponseWriter, err error) {
 	if errors.Is(err, ErrNoCredential) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="ferry"`)
-		http.Error(w, ErrNoCredential.Error(), http.StatusUnauthorized)
+		http.Error(w, oneLine(err.Error()), http.StatusUnauthorized)
 		return
 	}
 	reason := headerSafe(err.Error())
 	w.Header().Set("WWW-Authenticate", `Bearer realm="ferry", error="invalid_token", error_description="`+reason+`"`)
 	http.Error(w, "ferry: invalid token: "+reason, http.StatusUnauthorized)
+}
+
+// oneLine cuts s at its first line break.
+func oneLine(s string) string {
+	if i := strings.IndexAny(s, "\r\n"); i >= 0 {
+		return s[:i]
+	}
+	return s
 }
 
 // headerSafe makes s fit in a quoted header value: printable ASCII without

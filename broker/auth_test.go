@@ -3,6 +3,7 @@ package broker_test
 import (
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -78,6 +79,18 @@ func TestAuthenticateRefusals(t *testing.T) {
 	code, body, _ := testutil.Upgrade(t, url, http.Header{"Sec-Websocket-Protocol": {bearerEntry("tok-a")}})
 	if code != 400 || strings.Contains(body, base64.RawURLEncoding.EncodeToString([]byte("tok-a"))) {
 		t.Fatalf("bearer entry alone: %d %q", code, body)
+	}
+}
+
+// An Authenticate that wraps ErrNoCredential in words of its own (other
+// ways to authenticate) gets the missing-credential 401 with its words.
+func TestMissingCredentialOwnWords(t *testing.T) {
+	_, url := startBroker(t, broker.Options{Authenticate: func(*http.Request) (*broker.Identity, error) {
+		return nil, fmt.Errorf("%w; or present a client certificate", broker.ErrNoCredential)
+	}})
+	code, body, h := testutil.Upgrade(t, url, nil)
+	if code != 401 || h.Get("WWW-Authenticate") != `Bearer realm="ferry"` || body != broker.ErrNoCredential.Error()+"; or present a client certificate" {
+		t.Fatalf("status %d, WWW-Authenticate %q, body %q", code, h.Get("WWW-Authenticate"), body)
 	}
 }
 

@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"crypto/tls"
 	"log/slog"
 	"net"
 	"net/http"
@@ -26,6 +27,7 @@ type testBroker struct {
 	t    testing.TB
 	addr string
 	opts broker.Options
+	tls  *tls.Config // serve wss:// with it, when set
 
 	mu  sync.Mutex
 	b   *broker.Broker
@@ -45,16 +47,28 @@ func (w testWriter) Write(p []byte) (int, error) {
 
 func newTestBroker(t testing.TB, opts broker.Options) *testBroker {
 	t.Helper()
+	return newTestBrokerTLS(t, opts, nil)
+}
+
+// newTestBrokerTLS is newTestBroker serving wss:// with cfg (ws:// when
+// it is nil).
+func newTestBrokerTLS(t testing.TB, opts broker.Options, cfg *tls.Config) *testBroker {
+	t.Helper()
 	if opts.Logger == nil {
 		opts.Logger = quietLogger(t)
 	}
-	tb := &testBroker{t: t, opts: opts, addr: "127.0.0.1:0"}
+	tb := &testBroker{t: t, opts: opts, addr: "127.0.0.1:0", tls: cfg}
 	tb.start()
 	t.Cleanup(tb.stop)
 	return tb
 }
 
-func (tb *testBroker) url() string { return "ws://" + tb.addr + "/ws" }
+func (tb *testBroker) url() string {
+	if tb.tls != nil {
+		return "wss://" + tb.addr + "/ws"
+	}
+	return "ws://" + tb.addr + "/ws"
+}
 
 // start runs a new broker on the address (the same port after a restart).
 func (tb *testBroker) start() {
@@ -76,6 +90,9 @@ func (tb *testBroker) start() {
 		tb.t.Fatal(err)
 	}
 	tb.addr = ln.Addr().String()
+	if tb.tls != nil {
+		ln = tls.NewListener(ln, tb.tls)
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/ws", b)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}

@@ -144,6 +144,7 @@ type serveConfig struct {
 	aclFile         string
 	tokensFile      string
 	jwks            string
+	tls             tlsFlags
 	opts            broker.Options
 }
 
@@ -190,6 +191,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.StringVar(&cfg.aclFile, "acl", "", `JSON file of permissions by identity, for tokens without a "ferry" claim: [{"identity": "dev-*", "pub": [...], "sub": [...]}]`)
 	fs.StringVar(&cfg.tokensFile, "tokens", "", `JSON file of static tokens: [{"identity": "dev-17", "sha256": "<hex SHA-256 of the token>" or "token": "<the token>", "pub": [...], "sub": [...], "limits": {"pub_rate": 5}}]`)
 	fs.StringVar(&cfg.jwks, "jwks", "", "JSON Web Key Set for RS/PS/ES/EdDSA tokens: an https URL (fetched again hourly and for an unknown kid) or a file (read again when it changes)")
+	cfg.tls.register(fs)
 	fs.StringVar(&cfg.nats, "nats", "", "join a cluster through NATS: comma-separated server URLs (nats://h1:4222,nats://h2:4222)")
 	fs.StringVar(&cfg.natsPrefix, "nats-prefix", natscluster.DefaultPrefix, "first token of ferry's NATS subjects")
 	fs.StringVar(&cfg.natsCreds, "nats-creds", "", "NATS credentials file")
@@ -227,8 +229,11 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	if err := cfg.authentication(); err != nil {
 		return nil, err
 	}
+	if err := cfg.tls.setup(&cfg.opts); err != nil {
+		return nil, err
+	}
 	if cfg.opts.Authenticate == nil && !cfg.allowAnonymous && !loopback(cfg.listen) {
-		return nil, fmt.Errorf("--listen %s: no authentication is configured, so anyone who reaches this address could publish and subscribe; configure tokens (--jwt-secret-file, --jwt-public-key, --jwks, --tokens) or pass --allow-anonymous", cfg.listen)
+		return nil, fmt.Errorf("--listen %s: no authentication is configured, so anyone who reaches this address could publish and subscribe; configure tokens (--jwt-secret-file, --jwt-public-key, --jwks, --tokens) or client certificates (--tls-client-ca), or pass --allow-anonymous", cfg.listen)
 	}
 	return cfg, nil
 }
@@ -281,8 +286,8 @@ func (cfg *serveConfig) authentication() error {
 		return err
 	}
 	if len(jc.Secrets) == 0 && len(jc.PublicKeys) == 0 && cfg.jwks == "" {
-		if cfg.aclFile != "" && tokens == nil {
-			return errors.New("--acl needs tokens to verify: --tokens, --jwt-secret-file, FERRY_JWT_SECRET, --jwt-public-key or --jwks")
+		if cfg.aclFile != "" && tokens == nil && cfg.tls.clientCA == "" {
+			return errors.New("--acl needs tokens to verify or client certificates: --tokens, --jwt-secret-file, FERRY_JWT_SECRET, --jwt-public-key, --jwks or --tls-client-ca")
 		}
 		if cfg.jwtAudience != "" || cfg.jwtIssuer != "" {
 			return errors.New("--jwt-audience and --jwt-issuer need --jwt-secret-file, FERRY_JWT_SECRET, --jwt-public-key or --jwks")
@@ -412,6 +417,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "ferry serve:", err)
 		return 1
 	}
+	ln, scheme, stopTLS := cfg.tls.listen(ln, srv, log)
+	defer stopTLS()
 	if cfg.cpuprofile != "" {
 		f, err := os.Create(cfg.cpuprofile)
 		if err != nil {
@@ -427,7 +434,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 			_ = f.Close()
 		}()
 	}
-	log.Info("ferry listening", "version", versionString(), "url", "ws://"+ln.Addr().String()+cfg.path,
+	log.Info("ferry listening", "version", versionString(), "url", scheme+"://"+ln.Addr().String()+cfg.path,
 		"slow_consumer", cfg.opts.SlowConsumer)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

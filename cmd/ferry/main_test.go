@@ -71,8 +71,32 @@ func TestServeConfigErrors(t *testing.T) {
 type ferryProcess struct {
 	cmd  *exec.Cmd
 	url  string
-	logs *bytes.Buffer
+	logs *bytes.Buffer // read it under logMu while the process runs
 	done chan error
+
+	logMu   sync.Mutex
+	logLine chan struct{} // closed (and replaced) when a line is logged
+}
+
+// waitLog waits until the process has logged n lines holding s.
+func (p *ferryProcess) waitLog(t *testing.T, s string, n int) {
+	t.Helper()
+	timeout := time.After(30 * time.Second)
+	for {
+		p.logMu.Lock()
+		got, more := strings.Count(p.logs.String(), s), p.logLine
+		p.logMu.Unlock()
+		if got >= n {
+			return
+		}
+		select {
+		case <-more:
+		case <-timeout:
+			p.logMu.Lock()
+			defer p.logMu.Unlock()
+			t.Fatalf("ferry did not log %q %d times:\n%s", s, n, p.logs)
+		}
+	}
 }
 
 var (
@@ -118,14 +142,18 @@ func startFerry(t *testing.T, args ...string) *ferryProcess {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &ferryProcess{cmd: cmd, logs: &bytes.Buffer{}, done: make(chan error, 1)}
-	urlRe := regexp.MustCompile(`url=(ws://\S+)`)
+	p := &ferryProcess{cmd: cmd, logs: &bytes.Buffer{}, done: make(chan error, 1), logLine: make(chan struct{})}
+	urlRe := regexp.MustCompile(`url=(wss?://\S+)`)
 	found := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			line := sc.Text()
+			p.logMu.Lock()
 			p.logs.WriteString(line + "\n")
+			close(p.logLine)
+			p.logLine = make(chan struct{})
+			p.logMu.Unlock()
 			if m := urlRe.FindStringSubmatch(line); m != nil {
 				found <- m[1]
 			}
