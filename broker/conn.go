@@ -40,6 +40,10 @@ type conn struct {
 	// owned by the read goroutine
 	frame protocol.Frame
 
+	// for peerProgress: the unacknowledged bytes at the last look, plus
+	// one (0: no look yet), and when they last went down
+	unackedPrev atomic.Int64
+	progressAt  atomic.Int64
 	lastRead    atomic.Int64 // unix nanos of the last inbound frame
 	deadlineSet int64        // read goroutine only: when the read deadline was last pushed out
 	closing     atomic.Bool  // a close frame is queued: inbound frames are ignored
@@ -71,7 +75,6 @@ func (c *conn) init(b *Broker, socket *gws.Conn, lc *lockedConn, codec protocol.
 		lc.raw, _ = tcp.SyscallConn()
 	}
 	c.q.limit = b.opts.QueueBytes
-	c.q.spell = max(b.opts.DrainTimeout, 0)
 	c.q.writer = c.writeLoop
 	c.q.overflowFrame = func(n uint64) []byte { return c.encode(overflowErr(n)) }
 	c.touch()
@@ -126,7 +129,30 @@ func (c *conn) sendRetained(m *stored) {
 func (c *conn) drop(n uint64) { c.q.drop(n) }
 
 // draining implements transport.
-func (c *conn) draining(quiet, limit time.Duration) bool { return c.q.draining(quiet, limit) }
+func (c *conn) draining(quiet, limit time.Duration) bool {
+	return c.q.draining(quiet, limit) || c.peerProgress(quiet) && !c.q.isClosed()
+}
+
+// peerProgress reports whether the subscriber took bytes of what was
+// written to its socket within quiet, where the system tells (Linux: the
+// unacknowledged bytes of the send queue went down between two looks).
+// A writer blocked on a full socket wakes only when a good part of the
+// send buffer is free, which takes long for a subscriber that reads
+// slowly but all the time: completed writes alone would call it stuck.
+func (c *conn) peerProgress(quiet time.Duration) bool {
+	if c.nc.raw == nil {
+		return false
+	}
+	n, ok := unacked(c.nc.raw)
+	if !ok {
+		return false
+	}
+	now := time.Now().UnixNano()
+	if prev := c.unackedPrev.Swap(int64(n) + 1); prev > 0 && int64(n)+1 < prev {
+		c.progressAt.Store(now)
+	}
+	return now-c.progressAt.Load() < int64(quiet)
+}
 
 // overflow applies the slow-consumer policy after a push found the queue
 // full for longer than the stall allowed.

@@ -641,7 +641,7 @@ func BenchmarkEncodeOnce(b *testing.B) {
 // (push, the writer's take, written), the queue's own cost without a
 // socket.
 func BenchmarkOutQueue(b *testing.B) {
-	q := testQueue(1<<20, 0)
+	q := testQueue(1 << 20)
 	frame := make([]byte, 140)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(frame)))

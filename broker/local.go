@@ -112,7 +112,6 @@ func (b *Broker) Subscribe(filter string, handler Handler, opts ...SubOption) (*
 func newSubscription(b *Broker, filter string, handler Handler) *Subscription {
 	s := &Subscription{b: b, filter: filter, handler: handler, ready: make(chan struct{}, 1)}
 	s.q.limit = b.opts.QueueBytes
-	s.q.spell = max(b.opts.DrainTimeout, 0)
 	s.sess = newSession(b, "")
 	s.sess.attach(s, nil, nil)
 	return s

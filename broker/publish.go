@@ -24,11 +24,8 @@ type stallClock struct {
 	down    bool // the broker began shutting down during the stall
 }
 
-// drainQuiet is how long a full queue may write nothing to its subscriber
-// and still count as draining. Writes complete in steps set by the kernel
-// (a blocked writer wakes when about a third of the socket's send buffer,
-// up to megabytes, has been read), tens of milliseconds apart for a
-// subscriber that reads all the time on a fast link.
+// drainQuiet is how long a queue that has room must not be found full for
+// a full spell to end (drainWatch.full).
 const drainQuiet = 200 * time.Millisecond
 
 // newClocks returns the stall clocks of one publish: for plain
@@ -85,9 +82,12 @@ func (c *stallClock) wait(ctx context.Context, ch <-chan struct{}, s *subscripti
 	}
 }
 
-// drainingQueue reports whether s's queue is draining, for this clock.
+// drainingQueue reports whether s's queue is draining, for this clock:
+// its subscriber made progress within DrainTimeout. However long it has
+// been full, a subscriber that keeps reading holds its publishers
+// (backpressure), and is never a slow consumer.
 func (c *stallClock) drainingQueue(s *subscription) bool {
-	return c.drain > 0 && s.draining(min(drainQuiet, c.drain), c.drain)
+	return c.drain > 0 && s.draining(c.drain, 0)
 }
 
 // drainWatch tells a full queue that drains from one that is stuck. Its
@@ -118,20 +118,14 @@ func (w *drainWatch) drained(half bool) {
 	}
 }
 
-// over reports whether the queue has been full for longer than limit
-// (0: no limit).
-func (w *drainWatch) over(limit time.Duration) bool {
-	return limit > 0 && w.fullSince != 0 && time.Now().UnixNano()-w.fullSince > int64(limit)
-}
-
 // draining reports whether the queue, full, drained something within the
-// last quiet and has been full for less than limit.
+// last quiet and has been full for less than limit (0: no limit).
 func (w *drainWatch) draining(quiet, limit time.Duration) bool {
 	if w.fullSince == 0 {
 		return true // no longer full: the waiter retries
 	}
 	now := time.Now().UnixNano()
-	return now-w.lastDrain < int64(quiet) && now-w.fullSince < int64(limit)
+	return now-w.lastDrain < int64(quiet) && (limit <= 0 || now-w.fullSince < int64(limit))
 }
 
 // errShuttingDown ends a publish that the broker's shutdown interrupted: it

@@ -12,16 +12,14 @@ import (
 // add (fits, else full) and releases an item's bytes once the subscriber
 // has it.
 //
-// While full, pushers wait on a channel closed when room is made; a full
-// spell longer than spell (see drainWatch) makes full refuse, and so does
-// an overflow, until the queue has drained to half.
+// While full, pushers wait on a channel closed when room is made; an
+// overflow makes full refuse until the queue has drained to half.
 type boundedQueue[T any] struct {
 	items chunkList[T]
 	// bytes counts items from add until release, so the bound covers what
 	// the consumer has taken and not yet finished with.
 	bytes int
 	limit int
-	spell time.Duration // Options.DrainTimeout: longest full spell; 0: none
 	// overflowing is set when a message was dropped for a full queue and
 	// cleared when the queue drains to half: meanwhile publishers do not
 	// stall on this queue again, so one stuck reader cannot throttle them.
@@ -36,15 +34,12 @@ func (q *boundedQueue[T]) fits(n int) bool { return q.bytes == 0 || q.bytes+n <=
 
 // full is the answer to a push that does not fit: pushFull with a channel
 // closed as soon as room may have been made or, with refuse, pushRefuse if
-// the queue is overflowing or has been full for longer than spell.
+// the queue is overflowing.
 func (q *boundedQueue[T]) full(refuse bool) (pushResult, <-chan struct{}) {
 	if q.overflowing && refuse {
 		return pushRefuse, nil
 	}
 	q.watch.full()
-	if refuse && q.watch.over(q.spell) {
-		return pushRefuse, nil // full for too long: a slow consumer
-	}
 	if q.space == nil {
 		q.space = make(chan struct{})
 	}
@@ -303,6 +298,13 @@ func (q *outQueue) draining(quiet, limit time.Duration) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return !q.closed && q.watch.draining(quiet, limit)
+}
+
+// isClosed reports whether the queue was shut or is closing.
+func (q *outQueue) isClosed() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.closed || q.closeF != nil
 }
 
 func (q *outQueue) size() int {

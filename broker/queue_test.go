@@ -18,7 +18,7 @@ import (
 // while pushes go on between takes; the byte count follows every step.
 func TestOutQueueBatches(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	q := testQueue(1<<30, 0)
+	q := testQueue(1 << 30)
 	var want [][]byte // what was pushed and not yet taken, in order
 	queued := 0       // their bytes
 	seq := 0
@@ -98,9 +98,9 @@ func TestOutQueueBatches(t *testing.T) {
 
 // testQueue returns an outQueue whose writer does nothing: the test takes
 // the frames.
-func testQueue(limit int, spell time.Duration) *outQueue {
+func testQueue(limit int) *outQueue {
 	q := &outQueue{writer: func() {}, overflowFrame: func(uint64) []byte { return nil }}
-	q.limit, q.spell = limit, spell
+	q.limit = limit
 	return q
 }
 
@@ -138,35 +138,6 @@ func TestChunkListOfMessages(t *testing.T) {
 	}
 	if l != (chunkList[localItem]{}) {
 		t.Fatalf("empty list holds %+v", l)
-	}
-}
-
-// A full spell ends once the queue has had room for a while: a queue that
-// filled once, then ran one-in/one-out below its bound for longer than the
-// drain timeout, gets the ordinary stall when it fills again, not the
-// slow-consumer policy at once.
-func TestRegressionStaleFullSpell(t *testing.T) {
-	q := testQueue(400<<10, 50*time.Millisecond)
-	f := make([]byte, 40<<10) // one frame per batch
-	for range 10 {
-		q.push(f)
-	}
-	if r, _ := q.push(f); r != pushFull {
-		t.Fatalf("push into a full queue: %v", r)
-	}
-	b, n, _, _ := q.take()
-	q.written(b, n) // 90%: room
-	for range 2 {
-		time.Sleep(drainQuiet) // steady one in, one out, never full
-		if r, _ := q.push(f); r != pushed {
-			t.Fatalf("push with room: %v", r)
-		}
-		b, n, _, _ := q.take()
-		q.written(b, n)
-	}
-	q.push(f)
-	if r, _ := q.push(f); r != pushFull {
-		t.Fatalf("full again after %v with room: %v, want pushFull (watch %+v)", 2*drainQuiet, r, q.watch)
 	}
 }
 

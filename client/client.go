@@ -62,9 +62,11 @@ type Client struct {
 	epoch atomic.Uint64
 	out   outbox
 
-	mu      sync.Mutex
-	conn    *connection // current connection; nil while down
-	subs    map[string]*Subscription
+	mu   sync.Mutex
+	conn *connection // current connection; nil while down
+	subs map[string]*Subscription
+	// subsGen counts changes of subs (made with mu held)
+	subsGen atomic.Uint64
 	unsubs  map[string][2]string // unsubscribes to send after a reconnect
 	waiters map[uint64]chan *protocol.Frame
 	closed  bool
@@ -93,7 +95,20 @@ type connection struct {
 	lastRead atomic.Int64
 	kill     sync.Once
 	frame    protocol.Frame // decoded into by OnMessage, on the read goroutine only
-	token    string         // the TokenSource's token the connection was made with
+	// dispatch's, on the read goroutine only: the subscriptions of
+	// targetsTopic while c.subsGen was targetsGen
+	targets      []*Subscription
+	targetsTopic string
+	targetsGen   uint64
+	token        string // the TokenSource's token the connection was made with
+	// held is when the reader began waiting for a full subscription's
+	// handler (0: it is not): silence then is not the broker's
+	held atomic.Int64
+	// lastWrite is when a write of publishes last completed: a broker
+	// that holds this client's publishes (backpressure) reads no pings,
+	// but its socket takes what is written
+	lastWrite atomic.Int64
+	dead      chan struct{} // closed when the connection is being closed
 }
 
 // Connect dials the broker at url (ws:// or wss://) and returns a client
@@ -265,7 +280,7 @@ func (c *Client) dial(ctx context.Context) (*connection, error) {
 		h.Set("Authorization", "Bearer "+token)
 	}
 	h.Set("Sec-WebSocket-Protocol", c.opts.Codec.Subprotocol())
-	conn := &connection{c: c, closed: make(chan struct{})}
+	conn := &connection{c: c, closed: make(chan struct{}), dead: make(chan struct{})}
 	if c.opts.TokenSource != nil {
 		conn.token = token
 	}
@@ -595,6 +610,7 @@ func (c *Client) writeLoop(conn *connection) {
 		if err != nil {
 			return
 		}
+		conn.lastWrite.Store(time.Now().UnixNano())
 		for _, r := range batch {
 			if r.id == 0 {
 				c.out.complete(r, nil) // fire and forget: done once written
@@ -624,7 +640,10 @@ func (c *Client) keepalive(conn *connection) {
 		case <-conn.closed:
 			return
 		case now := <-t.C:
-			silent := now.Sub(time.Unix(0, conn.lastRead.Load()))
+			silent := now.Sub(time.Unix(0, max(conn.lastRead.Load(), conn.lastWrite.Load())))
+			if conn.held.Load() != 0 {
+				silent = 0 // the reader waits for a handler of ours, not for the broker
+			}
 			if silent > c.opts.PingInterval+c.opts.PingTimeout {
 				conn.close(fmt.Errorf("%w: nothing from the broker for %v", ErrTimeout, silent.Round(time.Millisecond)))
 				return
@@ -670,6 +689,7 @@ func (conn *connection) writeRaw(b []byte) error {
 func (conn *connection) close(err error) {
 	conn.kill.Do(func() {
 		conn.err = err
+		close(conn.dead)
 		_ = conn.ws.NetConn().Close()
 	})
 }
@@ -678,7 +698,7 @@ func (conn *connection) close(err error) {
 func (conn *connection) OnOpen(*gws.Conn) {}
 func (conn *connection) OnClose(_ *gws.Conn, err error) {
 	conn.closeErr = err
-	conn.kill.Do(func() { conn.err = err })
+	conn.kill.Do(func() { conn.err = err; close(conn.dead) })
 	var ce *gws.CloseError
 	if errors.As(err, &ce) && conn.err == err {
 		conn.err = fmt.Errorf("client: closed by the broker: %d %s", ce.Code, ce.Reason)
@@ -709,14 +729,14 @@ func (conn *connection) OnMessage(_ *gws.Conn, m *gws.Message) {
 		conn.c.reportError(fmt.Errorf("client: undecodable frame from the broker: %w", err))
 		return
 	}
-	conn.c.handleFrame(codec, f)
+	conn.c.handleFrame(conn, codec, f)
 }
 
 // handleFrame dispatches a frame from the broker.
-func (c *Client) handleFrame(codec protocol.Codec, f *protocol.Frame) {
+func (c *Client) handleFrame(conn *connection, codec protocol.Codec, f *protocol.Frame) {
 	switch f.Op {
 	case protocol.OpMsg:
-		c.dispatch(codec, f)
+		c.dispatch(conn, codec, f)
 	case protocol.OpAck, protocol.OpErr, protocol.OpPong:
 		if !f.HasID {
 			if f.Op == protocol.OpErr {

@@ -23,8 +23,9 @@ const (
 	DefaultPingTimeout     = 5 * time.Second
 	DefaultBufferMessages  = 1000
 	DefaultBufferBytes     = 1 << 20
-	DefaultPendingMessages = 1000
-	DefaultPendingBytes    = 8 << 20
+	DefaultPendingMessages = 10000
+	DefaultPendingBytes    = 16 << 20
+	DefaultMaxHold         = time.Second
 )
 
 // Options configure a Client. Connect starts from the defaults and applies
@@ -88,9 +89,29 @@ type Options struct {
 	// full, instead of waiting for room.
 	FailFast bool
 	// PendingMessages and PendingBytes bound each subscription's messages
-	// waiting for its handler. Defaults 1000 and 8 MiB.
+	// waiting for its handler. Defaults DefaultPendingMessages and
+	// DefaultPendingBytes.
 	PendingMessages int
 	PendingBytes    int
+	// DropWhenFull makes a plain subscription whose pending queue is full
+	// drop the messages that do not fit, each episode reported as a
+	// SlowConsumerError. Default false: backpressure instead of loss. The
+	// connection's reader waits for room, so the socket fills, the
+	// broker's queue for the connection fills, and the broker holds the
+	// publishers while the subscriber makes progress. While it waits,
+	// every subscription of the connection waits, and so do replies to
+	// the connection's requests (publish acks): a handler that falls
+	// behind slows the others of its client. So the reader waits at most
+	// MaxHold for one message; after that the subscription drops (and
+	// reports) what does not fit until its handler takes a message, so
+	// that a handler that waits for something of its own connection (a
+	// Publish's ack, say) cannot stall it for good. Give a handler that
+	// may be slow a client of its own, or DropWhenFull (also a SubOption
+	// for one subscription).
+	DropWhenFull bool
+	// MaxHold is the longest the reader waits for room in one full
+	// subscription (see DropWhenFull). Default DefaultMaxHold.
+	MaxHold time.Duration
 	// OnStatus is called on every status change, with the reason of a
 	// disconnection (on the callback goroutine, in order).
 	OnStatus func(s Status, err error)
@@ -179,6 +200,14 @@ func WithPublishBuffer(messages, bytes int) Option {
 // WithFailFast makes publishing fail with ErrBufferFull instead of waiting.
 func WithFailFast() Option { return func(o *Options) error { o.FailFast = true; return nil } }
 
+// WithDropWhenFull makes plain subscriptions drop what does not fit in a
+// full pending queue instead of holding the reads (see
+// Options.DropWhenFull).
+func WithDropWhenFull() Option { return func(o *Options) error { o.DropWhenFull = true; return nil } }
+
+// WithMaxHold sets Options.MaxHold.
+func WithMaxHold(d time.Duration) Option { return func(o *Options) error { o.MaxHold = d; return nil } }
+
 // WithPending bounds each subscription's pending messages.
 func WithPending(messages, bytes int) Option {
 	return func(o *Options) error { o.PendingMessages, o.PendingBytes = messages, bytes; return nil }
@@ -205,6 +234,7 @@ func (o *Options) setDefaults() error {
 	o.BufferBytes = cmp.Or(o.BufferBytes, DefaultBufferBytes)
 	o.PendingMessages = cmp.Or(o.PendingMessages, DefaultPendingMessages)
 	o.PendingBytes = cmp.Or(o.PendingBytes, DefaultPendingBytes)
+	o.MaxHold = cmp.Or(o.MaxHold, DefaultMaxHold)
 	o.MaxFrameBytes = cmp.Or(o.MaxFrameBytes, protocol.DefaultMaxFrameBytes)
 	o.ReconnectFactor = cmp.Or(o.ReconnectFactor, DefaultReconnectFactor)
 	if o.Logger == nil {
@@ -219,6 +249,8 @@ func (o *Options) setDefaults() error {
 		return errors.New("client: BufferMessages and BufferBytes must be positive")
 	case o.PendingMessages < 1 || o.PendingBytes < 1:
 		return errors.New("client: PendingMessages and PendingBytes must be positive")
+	case o.MaxHold < 0:
+		return errors.New("client: MaxHold must be positive")
 	case o.PingInterval < 0 || o.PingTimeout < 0:
 		return errors.New("client: PingInterval and PingTimeout must be positive")
 	}

@@ -1,11 +1,13 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ferry-io/ferry/protocol"
 )
@@ -88,6 +90,17 @@ func AckMode(inflight int) SubOption {
 // and Nack).
 func ManualAck() SubOption { return func(s *Subscription) { s.autoAck = false } }
 
+// Pending bounds the messages waiting for this subscription's handler,
+// instead of the client's PendingMessages and PendingBytes.
+func Pending(messages, bytes int) SubOption {
+	return func(s *Subscription) { s.maxMsgs, s.maxBytes = messages, bytes }
+}
+
+// DropWhenFull makes this subscription drop messages when its pending
+// queue is full (reported as a SlowConsumerError), instead of holding the
+// connection's reads (see Options.DropWhenFull).
+func DropWhenFull() SubOption { return func(s *Subscription) { s.dropFull = true } }
+
 // Subscription is a subscription of a Client. It survives reconnects.
 type Subscription struct {
 	c        *Client
@@ -97,6 +110,9 @@ type Subscription struct {
 	inflight int
 	autoAck  bool
 	handler  Handler
+	maxMsgs  int // pending bounds (plain subscriptions)
+	maxBytes int
+	dropFull bool // drop when full instead of holding the reads
 
 	mu      sync.Mutex
 	queue   []*Message
@@ -107,7 +123,12 @@ type Subscription struct {
 	dropped uint64 // since the last report
 	total   uint64
 	ready   chan struct{}
-	done    chan struct{} // the handler goroutine ended
+	waiting bool // the reader waits for room (signalled on room)
+	// overflowing: a wait for room ran out (MaxHold); messages are
+	// dropped until the handler takes one
+	overflowing bool
+	room        chan struct{} // the handler took a message off a full queue
+	done        chan struct{} // the handler goroutine ended
 }
 
 func (s *Subscription) key() string { return s.filter + "\x00" + s.group }
@@ -150,9 +171,13 @@ func (c *Client) Subscribe(ctx context.Context, filter string, handler Handler, 
 	if err := protocol.ValidateFilter(filter, 0); err != nil {
 		return nil, &Error{Code: err.Code, Reason: err.Reason}
 	}
-	s := &Subscription{c: c, filter: filter, handler: handler, ready: make(chan struct{}, 1), done: make(chan struct{})}
+	s := &Subscription{c: c, filter: filter, handler: handler, ready: make(chan struct{}, 1), room: make(chan struct{}, 1),
+		done: make(chan struct{}), maxMsgs: c.opts.PendingMessages, maxBytes: c.opts.PendingBytes, dropFull: c.opts.DropWhenFull}
 	for _, o := range opts {
 		o(s)
+	}
+	if s.maxMsgs < 1 || s.maxBytes < 1 {
+		return nil, errors.New("client: Pending needs positive bounds")
 	}
 	c.mu.Lock()
 	if c.closed {
@@ -164,6 +189,7 @@ func (c *Client) Subscribe(ctx context.Context, filter string, handler Handler, 
 		return nil, &Error{Code: protocol.CodeBadFrame, Reason: "already subscribed to " + filter}
 	}
 	c.subs[s.key()] = s
+	c.subsGen.Add(1)
 	c.subWG.Add(1)
 	c.mu.Unlock()
 	go s.run()
@@ -196,6 +222,7 @@ func (s *Subscription) unsubscribe(ctx context.Context, drain bool) error {
 	c.mu.Lock()
 	if c.subs[s.key()] == s {
 		delete(c.subs, s.key())
+		c.subsGen.Add(1)
 	}
 	c.mu.Unlock()
 	var err error
@@ -218,6 +245,7 @@ func (s *Subscription) drop() {
 	c.mu.Lock()
 	if c.subs[s.key()] == s {
 		delete(c.subs, s.key())
+		c.subsGen.Add(1)
 	}
 	c.mu.Unlock()
 	s.stop()
@@ -248,10 +276,11 @@ func (s *Subscription) closeReadyLocked() {
 	}
 }
 
-// enqueue hands m to the handler goroutine, dropping it when the pending
-// bounds are reached.
-func (s *Subscription) enqueue(m *Message) {
-	o := s.c.opts
+// enqueue hands m to the handler goroutine. When a plain subscription's
+// pending queue is full it waits for room, holding conn's reads (the
+// broker then holds the publishers), or drops m with dropFull. It runs on
+// conn's reader.
+func (s *Subscription) enqueue(conn *connection, m *Message) {
 	s.mu.Lock()
 	if s.stopped {
 		s.mu.Unlock()
@@ -271,7 +300,23 @@ func (s *Subscription) enqueue(m *Message) {
 	size := len(m.Data) + len(m.Topic) + 64
 	// an acknowledged subscription is bounded by its window at the broker:
 	// dropping here would only delay the message by an ack wait
-	if !s.ack && len(s.queue) > 0 && (len(s.queue) >= o.PendingMessages || s.bytes+size > o.PendingBytes) {
+	for !s.ack && len(s.queue) > 0 && (len(s.queue) >= s.maxMsgs || s.bytes+size > s.maxBytes) {
+		if !s.dropFull && !s.overflowing {
+			s.waiting = true
+			s.mu.Unlock()
+			room, ok := s.waitRoom(conn)
+			s.mu.Lock()
+			s.waiting = false
+			if !ok || s.stopped {
+				s.mu.Unlock()
+				return
+			}
+			if !room {
+				// no room for MaxHold: drop until the handler makes room
+				s.overflowing = true
+			}
+			continue
+		}
 		s.dropped++
 		s.total++
 		first := s.dropped == 1
@@ -299,6 +344,28 @@ func (s *Subscription) enqueue(m *Message) {
 	}
 }
 
+// waitRoom waits, at most MaxHold, until the handler makes room: room is
+// false when it did not. ok is false when the subscription ended or the
+// connection is being closed.
+func (s *Subscription) waitRoom(conn *connection) (room, ok bool) {
+	conn.held.Store(time.Now().UnixNano()) // the keepalive does not count this silence
+	defer func() {
+		conn.lastRead.Store(time.Now().UnixNano())
+		conn.held.Store(0)
+	}()
+	t := time.NewTimer(s.c.opts.MaxHold)
+	defer t.Stop()
+	select {
+	case <-s.room:
+		return true, true
+	case <-t.C:
+		return false, true
+	case <-s.done:
+	case <-conn.dead:
+	}
+	return false, false
+}
+
 func (s *Subscription) run() {
 	defer s.c.subWG.Done()
 	defer close(s.done)
@@ -321,6 +388,13 @@ func (s *Subscription) run() {
 		s.queue[0] = nil
 		s.queue = s.queue[1:]
 		s.bytes -= len(m.Data) + len(m.Topic) + 64
+		s.overflowing = false // room again: the reader may wait for it
+		if s.waiting {
+			select {
+			case s.room <- struct{}{}:
+			default:
+			}
+		}
 		s.mu.Unlock()
 		err := s.call(m)
 		if m.Mid != 0 {
@@ -357,9 +431,45 @@ var errPanic = &Error{Code: protocol.CodeInternal, Reason: "handler panicked"}
 // dispatch gives a msg frame to the subscriptions it is for: the group's
 // subscription for a group delivery, else every plain or acknowledged
 // subscription whose filter matches.
-func (c *Client) dispatch(codec protocol.Codec, f *protocol.Frame) {
+func (c *Client) dispatch(conn *connection, codec protocol.Codec, f *protocol.Frame) {
+	// the targets of the topic before, while the subscriptions are the
+	// same: a connection often receives one topic after another
+	gen := c.subsGen.Load()
+	targets := conn.targets
+	if f.Group != "" || f.Topic != conn.targetsTopic || gen != conn.targetsGen {
+		targets = c.match(targets[:0], f)
+		conn.targets, conn.targetsTopic, conn.targetsGen = targets, f.Topic, gen
+		if f.Group != "" {
+			conn.targetsTopic = "" // not cached: a group's member is picked per delivery
+		}
+	}
+	var settled, failed *atomic.Bool
+	var votes *atomic.Int32
+	if f.HasMid {
+		// an acknowledged delivery, shared by the subscriptions it matches
+		settled, votes, failed = new(atomic.Bool), new(atomic.Int32), new(atomic.Bool)
+		for _, s := range targets {
+			if s.ack && s.autoAck {
+				votes.Add(1)
+			}
+		}
+	}
+	epoch := c.epoch.Load()
+	for _, s := range targets {
+		// each subscription gets its own copy: handlers may keep or change it
+		m := &Message{Topic: f.Topic, Data: bytes.Clone(f.Data), Codec: codec, Group: f.Group,
+			Redelivered: f.Redelivered, Retained: f.Retained, c: c, epoch: epoch}
+		if s.ack {
+			m.Mid, m.settled, m.votes, m.failed = f.Mid, settled, votes, failed
+		}
+		s.enqueue(conn, m)
+	}
+}
+
+// match appends to targets the subscriptions a msg frame is for.
+func (c *Client) match(targets []*Subscription, f *protocol.Frame) []*Subscription {
 	c.mu.Lock()
-	var targets []*Subscription
+	defer c.mu.Unlock()
 	for _, s := range c.subs {
 		// a group delivery names its group's filter (brokers that do not
 		// are matched by the group's name and the topic)
@@ -371,21 +481,5 @@ func (c *Client) dispatch(codec protocol.Codec, f *protocol.Frame) {
 			}
 		}
 	}
-	c.mu.Unlock()
-	settled, votes, failed := new(atomic.Bool), new(atomic.Int32), new(atomic.Bool)
-	for _, s := range targets {
-		if s.ack && s.autoAck {
-			votes.Add(1)
-		}
-	}
-	for _, s := range targets {
-		// each subscription gets its own copy: handlers may keep or change it
-		m := &Message{Topic: f.Topic, Data: append([]byte(nil), f.Data...), Codec: codec, Group: f.Group,
-			Redelivered: f.Redelivered, Retained: f.Retained, c: c, epoch: c.epoch.Load(),
-			settled: settled, votes: votes, failed: failed}
-		if s.ack {
-			m.Mid = f.Mid
-		}
-		s.enqueue(m)
-	}
+	return targets
 }

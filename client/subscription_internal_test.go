@@ -12,7 +12,7 @@ func TestEnqueueRacingStopDoesNotPanic(t *testing.T) {
 	c := &Client{opts: Options{PendingMessages: 1000, PendingBytes: 1 << 20, Logger: slog.New(slog.DiscardHandler)}}
 	var panics int
 	for i := 0; i < 20000 && panics == 0; i++ {
-		s := &Subscription{c: c, filter: "t", ready: make(chan struct{}, 1), done: make(chan struct{})}
+		s := &Subscription{c: c, filter: "t", ready: make(chan struct{}, 1), done: make(chan struct{}), maxMsgs: 1000, maxBytes: 1 << 20}
 		var wg sync.WaitGroup
 		wg.Add(2)
 		start := make(chan struct{})
@@ -25,7 +25,7 @@ func TestEnqueueRacingStopDoesNotPanic(t *testing.T) {
 				}
 			}()
 			<-start
-			s.enqueue(&Message{Topic: "t"})
+			s.enqueue(&connection{dead: make(chan struct{})}, &Message{Topic: "t"})
 		}()
 		go func() { defer wg.Done(); <-start; s.stop() }()
 		close(start)
@@ -40,12 +40,12 @@ func TestEnqueueRacingStopDoesNotPanic(t *testing.T) {
 // enqueue is ignored instead of sending on the closed ready channel.
 func TestEnqueueAfterFinishIgnored(t *testing.T) {
 	c := &Client{opts: Options{PendingMessages: 1000, PendingBytes: 1 << 20, Logger: slog.New(slog.DiscardHandler)}}
-	s := &Subscription{c: c, filter: "t", ready: make(chan struct{}, 1), done: make(chan struct{})}
+	s := &Subscription{c: c, filter: "t", ready: make(chan struct{}, 1), done: make(chan struct{}), maxMsgs: 1000, maxBytes: 1 << 20}
 	s.finish()
 	defer func() {
 		if r := recover(); r != nil {
 			t.Errorf("enqueue after finish panicked: %v", r)
 		}
 	}()
-	s.enqueue(&Message{Topic: "t"})
+	s.enqueue(&connection{dead: make(chan struct{})}, &Message{Topic: "t"})
 }
