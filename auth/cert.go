@@ -56,9 +56,16 @@ var ErrNoClientCertificate error = missingCredential("ferry: no credential: pres
 // SAN), its Expires the certificate's NotAfter, and its Permissions nil, so
 // that the broker's ACL grants it permissions by that subject. A request
 // without a verified certificate gets ErrNoClientCertificate; one whose
-// certificate has no such field gets an error saying so.
+// certificate has no such field gets an error saying so. A request that
+// carries a token gets ErrUnknownToken: the token decides, so in a Chain
+// a token that no method accepts is refused even with a good certificate.
 func ClientCertificate(field CertField) Method {
 	return func(r *http.Request) (*broker.Identity, error) {
+		if _, err := broker.Credential(r); !errors.Is(err, broker.ErrNoCredential) {
+			// a token was sent: it decides, not the certificate (in a
+			// Chain, a token no method holds is refused)
+			return nil, ErrUnknownToken
+		}
 		if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
 			if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 				return nil, errors.New("the client certificate was not verified (the server's TLS configuration needs ClientCAs and tls.VerifyClientCertIfGiven)")
