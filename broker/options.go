@@ -70,16 +70,15 @@ type Options struct {
 	// the publisher absorbs bursts. Default 5 ms; negative means never
 	// wait.
 	MaxStall time.Duration
-	// DrainTimeout is how long a queue may stay full while it drains, that
-	// is while writes to its subscriber complete (at least one every 200
-	// ms). Meanwhile publishers wait for room in it, beyond MaxStall
-	// (backpressure: a burst from many publishers reaches a subscriber that
-	// keeps reading at its own pace, and the publishers slow down to it).
-	// A queue full for longer (publishes keep finding it full; the spell
-	// ends when it drains to half or has room for 200 ms), or one that
-	// writes nothing for 200 ms, gets the slow-consumer policy. Messages
-	// from the cluster get MaxStall only. Default 2 s; negative means a
-	// publish waits at most MaxStall in total, draining or not.
+	// DrainTimeout is how long the subscriber of a full queue may make no
+	// progress (no write to it completes and, on Linux, it acknowledges
+	// none of the bytes written to its socket) before the slow-consumer
+	// policy applies. While it makes progress, publishers wait for room in
+	// its queue beyond MaxStall, however long the queue stays full
+	// (backpressure: a burst from many publishers reaches a subscriber
+	// that keeps reading at its own pace, and the publishers slow down to
+	// it). Messages from the cluster get MaxStall only. Default 2 s;
+	// negative means a publish waits at most MaxStall in total.
 	DrainTimeout time.Duration
 	// HandshakeTimeout bounds writing the upgrade response. Default 5 s.
 	// (Reading the request is bounded by the http.Server's

@@ -163,7 +163,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.IntVar(&cfg.opts.QueueBytes, "queue-bytes", broker.DefaultQueueBytes, "bound of each connection's outbound queue, in bytes")
 	fs.StringVar(&cfg.policy, "slow-consumer", string(broker.Disconnect), "what to do when a queue is full: disconnect or drop")
 	fs.DurationVar(&cfg.opts.MaxStall, "max-stall", broker.DefaultMaxStall, "longest a publish waits for room in full queues (negative: never)")
-	fs.DurationVar(&cfg.opts.DrainTimeout, "drain-timeout", broker.DefaultDrainTimeout, "longest a queue may stay full while it drains, publishers waiting for it (negative: no waiting beyond --max-stall)")
+	fs.DurationVar(&cfg.opts.DrainTimeout, "drain-timeout", broker.DefaultDrainTimeout, "longest a full queue's subscriber may make no progress before it is a slow consumer; while it reads, publishers wait for it (negative: no waiting beyond --max-stall)")
 	fs.DurationVar(&cfg.opts.HandshakeTimeout, "handshake-timeout", broker.DefaultHandshakeTimeout, "time allowed to read the upgrade request and answer it")
 	fs.DurationVar(&cfg.opts.PingInterval, "ping-interval", broker.DefaultPingInterval, "how often quiet connections are pinged (negative: never)")
 	fs.DurationVar(&cfg.opts.IdleTimeout, "idle-timeout", broker.DefaultIdleTimeout, "close connections silent for this long")
