@@ -67,6 +67,10 @@ func TestRefreshKeepsConnection(t *testing.T) {
 	if f := kept.expect("msg"); f["topic"] != "t" {
 		t.Fatalf("got %v", f)
 	}
+	// counted after the close frame is queued: wait for it, then check
+	// that it stays the control's alone
+	eventually(t, "the control's expiry counted", func() bool { return b.Stats().TokenExpired == 1 })
+	kept.alive()
 	if n := b.Stats().TokenExpired; n != 1 {
 		t.Fatalf("%d expiries counted, want 1 (the control's)", n)
 	}

@@ -200,7 +200,7 @@ func TestAuthFlags(t *testing.T) {
 		{[]string{"--jwks", "/nonexistent/jwks.json"}, []string{"--jwks", "/nonexistent/jwks.json"}},
 		{[]string{"--jwks", writeFile(t, `{"keys": []}`)}, []string{"--jwks", "no RSA, ECDSA or Ed25519 signing key"}},
 		{[]string{"--tokens", writeTokens(t), "--jwt-issuer", "fleet"}, []string{"--jwt-audience and --jwt-issuer need", "--jwks"}},
-		{[]string{"--acl", writeFile(t, `[]`)}, []string{"--acl needs tokens to verify: --tokens"}},
+		{[]string{"--acl", writeFile(t, `[]`)}, []string{"--acl needs tokens to verify or client certificates: --tokens"}},
 		{[]string{"--listen", "0.0.0.0:0"}, []string{"--allow-anonymous", "--tokens", "--jwks"}},
 	} {
 		var errb bytes.Buffer
