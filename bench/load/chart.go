@@ -19,11 +19,22 @@ var (
 	black  = color.RGBA{30, 30, 30, 255}
 	grey   = color.RGBA{200, 200, 200, 255}
 	colors = map[string]color.RGBA{
-		"ferry-json":    {52, 101, 164, 255},
-		"ferry-msgpack": {78, 154, 6, 255},
-		"nats":          {245, 121, 0, 255},
+		"ferry-json":        {52, 101, 164, 255},
+		"ferry-msgpack":     {78, 154, 6, 255},
+		"ferry-sdk-json":    {114, 159, 207, 255},
+		"ferry-sdk-msgpack": {138, 226, 52, 255},
+		"nats":              {245, 121, 0, 255},
+		"mosquitto":         {117, 80, 123, 255},
 	}
+	otherColor = color.RGBA{136, 138, 133, 255}
 )
+
+func colorOf(target string) color.RGBA {
+	if c, ok := colors[target]; ok {
+		return c
+	}
+	return otherColor
+}
 
 type panel struct {
 	title  string
@@ -31,8 +42,11 @@ type panel struct {
 	vals   map[string][]float64 // target → value per group
 	notes  map[string]string    // target → text under its value (e.g. % delivered)
 	format func(float64) string
-	wide   bool
+	span   int // cells it takes in its row (1 to chartCols)
 }
+
+// chartCols is the number of panel cells per row of the chart.
+const chartCols = 4
 
 func human(v float64) string {
 	switch {
@@ -50,46 +64,98 @@ func human(v float64) string {
 	return fmt.Sprintf("%.2f", v)
 }
 
+// chartTargets returns the targets that have a result to show, in the
+// order of Targets, then any other (from a saved file) in their order.
+func chartTargets(results []Result) []string {
+	seen := map[string]bool{}
+	for _, r := range results {
+		if r.ok() && r.Scenario != "cluster" { // the chart does not show cluster
+			seen[r.Target] = true
+		}
+	}
+	var out []string
+	for _, t := range Targets {
+		if seen[t.Name] {
+			out = append(out, t.Name)
+			delete(seen, t.Name)
+		}
+	}
+	for _, r := range results {
+		if seen[r.Target] && r.Scenario != "cluster" {
+			out = append(out, r.Target)
+			delete(seen, r.Target)
+		}
+	}
+	return out
+}
+
+// ChartTitle names the brokers of results: "ferry vs NATS", with
+// mosquitto when it has results.
+func ChartTitle(results []Result) string {
+	title := "ferry vs NATS"
+	for _, r := range results {
+		if r.Target == "mosquitto" && r.ok() {
+			title = "ferry vs NATS and mosquitto"
+			break
+		}
+	}
+	return title
+}
+
 // Chart draws one panel per scenario case from results (in their order):
-// throughput bars per target, idle memory per connection, and latency
-// percentiles, and writes it as a PNG.
+// throughput bars per target, idle memory per connection, latency
+// percentiles, and iot's broker CPU per message, p99 and RSS, and writes it
+// as a PNG. Targets without results (skipped, failed) have no bar.
 func Chart(w io.Writer, results []Result, title string) error {
 	var panels []*panel
 	byKey := map[string]*panel{}
-	get := func(key, title string, groups []string, f func(float64) string, wide bool) *panel {
+	get := func(key, title string, groups []string, f func(float64) string, span int) *panel {
 		p := byKey[key]
 		if p == nil {
-			p = &panel{title: title, groups: groups, vals: map[string][]float64{}, notes: map[string]string{}, format: f, wide: wide}
+			p = &panel{title: title, groups: groups, vals: map[string][]float64{}, notes: map[string]string{}, format: f, span: span}
 			byKey[key] = p
 			panels = append(panels, p)
 		}
 		return p
 	}
+	targets := chartTargets(results)
+	// a latency panel's bars: one per target in each of its 5 groups
+	latSpan := 2
+	if len(targets) > 3 {
+		latSpan = chartCols
+	}
 	for _, r := range results {
-		if r.Err != "" {
+		if !r.ok() || r.Scenario == "cluster" {
 			continue
 		}
 		pct := fmt.Sprintf("%.1f%%", r.DeliveredPct)
 		switch r.Scenario {
 		case "fanout", "fanin":
-			p := get(r.Scenario+r.Case+"rate", fmt.Sprintf("%s %s: %s", r.Scenario, r.Case, r.RateUnit), []string{""}, human, false)
+			p := get(r.Scenario+r.Case+"rate", fmt.Sprintf("%s %s: %s", r.Scenario, r.Case, r.RateUnit), []string{""}, human, 1)
 			p.vals[r.Target] = []float64{r.Rate}
 			p.notes[r.Target] = pct
 		case "idle":
-			p := get(r.Scenario+r.Case+"rate", fmt.Sprintf("idle %s: conns/s", r.Case), []string{""}, human, false)
+			p := get(r.Scenario+r.Case+"rate", fmt.Sprintf("idle %s: conns/s", r.Case), []string{""}, human, 1)
 			p.vals[r.Target] = []float64{r.Rate}
 			p.notes[r.Target] = fmt.Sprintf("n=%d", r.Conns)
-			q := get(r.Scenario+r.Case+"mem", fmt.Sprintf("idle %s: KiB RSS/conn (lower=better)", r.Case), []string{""}, human, false)
+			q := get(r.Scenario+r.Case+"mem", fmt.Sprintf("idle %s: KiB RSS/conn (lower=better)", r.Case), []string{""}, human, 1)
 			q.vals[r.Target] = []float64{r.PerConnKiB}
 		case "latency":
 			p := get(r.Scenario+r.Case, fmt.Sprintf("latency %s: ms (lower=better)", r.Case),
-				[]string{"p50", "p90", "p99", "p99.9", "max"}, human, true)
+				[]string{"p50", "p90", "p99", "p99.9", "max"}, human, latSpan)
 			p.vals[r.Target] = []float64{r.P50ms, r.P90ms, r.P99ms, r.P999ms, r.MaxMs}
 			p.notes[r.Target] = pct
+		case "iot":
+			p := get(r.Scenario+r.Case+"cpu", fmt.Sprintf("iot %s: broker CPU us/msg (lower=better)", r.Case), []string{""}, human, 2)
+			p.vals[r.Target] = []float64{r.CPUPerMsgUs}
+			p.notes[r.Target] = pct
+			q := get(r.Scenario+r.Case+"p99", "iot: p99 ms publish->dashboard", []string{""}, human, 1)
+			q.vals[r.Target] = []float64{r.P99ms}
+			m := get(r.Scenario+r.Case+"rss", "iot: broker RSS MiB", []string{""}, human, 1)
+			m.vals[r.Target] = []float64{float64(r.BrokerRSS) / (1 << 20)}
 		}
 	}
-	const cellW, cellH, cols, top = 330, 250, 4, 50
-	// place panels: wide ones take two cells
+	const cellW, cellH, top = 330, 250, 50
 	type placed struct {
 		p    *panel
 		x, y int
@@ -98,66 +164,73 @@ func Chart(w io.Writer, results []Result, title string) error {
 	var layout []placed
 	col, row := 0, 0
 	for _, p := range panels {
-		span := 1
-		if p.wide {
-			span = 2
-		}
-		if col+span > cols {
+		span := min(max(p.span, 1), chartCols)
+		if col+span > chartCols {
 			col, row = 0, row+1
 		}
 		layout = append(layout, placed{p, col * cellW, top + row*cellH, span * cellW})
 		col += span
 	}
-	img := image.NewRGBA(image.Rect(0, 0, cols*cellW, top+(row+1)*cellH+10))
+	img := image.NewRGBA(image.Rect(0, 0, chartCols*cellW, top+(row+1)*cellH+10))
 	draw.Draw(img, img.Bounds(), image.NewUniform(white), image.Point{}, draw.Src)
 	text(img, 10, 20, black, title)
 	x := 10
-	for _, t := range Targets {
-		fill(img, x, 30, x+12, 42, colors[t.Name])
-		text(img, x+16, 41, black, t.Name)
-		x += 30 + 7*len(t.Name)
+	for _, t := range targets {
+		fill(img, x, 30, x+12, 42, colorOf(t))
+		text(img, x+16, 41, black, t)
+		x += 30 + 7*len(t)
 	}
 	for _, l := range layout {
-		drawPanel(img, l.p, l.x, l.y, l.w, cellH)
+		drawPanel(img, l.p, targets, l.x, l.y, l.w, cellH)
 	}
 	return png.Encode(w, img)
 }
 
-func drawPanel(img *image.RGBA, p *panel, x0, y0, w, h int) {
+func drawPanel(img *image.RGBA, p *panel, targets []string, x0, y0, w, h int) {
 	text(img, x0+8, y0+16, black, p.title)
 	// plot area
 	left, right, topY, bottom := x0+10, x0+w-10, y0+45, y0+h-40
-	max := 0.0
+	top := 0.0
 	for _, vs := range p.vals {
 		for _, v := range vs {
-			max = math.Max(max, v)
+			top = math.Max(top, v)
 		}
 	}
-	if max <= 0 {
+	if top <= 0 {
 		text(img, left, (topY+bottom)/2, black, "no data")
 		return
 	}
 	fill(img, left, bottom, right, bottom+1, grey)
 	gw := (right - left) / len(p.groups)
-	bw := (gw - 16) / len(Targets)
+	bw := (gw - 16) / max(len(targets), 1)
 	if bw > 70 {
 		bw = 70
 	}
 	for g, name := range p.groups {
-		gx := left + g*gw + (gw-bw*len(Targets))/2
-		for i, t := range Targets {
-			vs, ok := p.vals[t.Name]
+		gx := left + g*gw + (gw-bw*len(targets))/2
+		for i, t := range targets {
+			vs, ok := p.vals[t]
 			if !ok {
 				continue
 			}
 			v := vs[g]
-			bh := int(float64(bottom-topY) * v / max)
+			bh := int(float64(bottom-topY) * v / top)
 			bx := gx + i*bw
-			fill(img, bx+2, bottom-bh, bx+bw-2, bottom, colors[t.Name])
+			fill(img, bx+2, bottom-bh, bx+bw-2, bottom, colorOf(t))
 			label := p.format(v)
-			text(img, bx+bw/2-len(label)*7/2, bottom-bh-3, black, label)
-			if n := p.notes[t.Name]; n != "" && len(p.groups) == 1 {
-				text(img, bx+bw/2-len(n)*7/2, bottom+14, black, n)
+			// labels of neighbouring bars that would overlap take turns
+			// above the bar, one line apart
+			ly := bottom - bh - 3
+			if len(label)*7 > bw-6 && i%2 == 1 {
+				ly -= 12
+			}
+			text(img, bx+bw/2-len(label)*7/2, ly, black, label)
+			if n := p.notes[t]; n != "" && len(p.groups) == 1 {
+				ny := bottom + 14
+				if len(n)*7 > bw-6 && i%2 == 1 {
+					ny += 12
+				}
+				text(img, bx+bw/2-len(n)*7/2, ny, black, n)
 			}
 		}
 		if name != "" {
@@ -166,9 +239,9 @@ func drawPanel(img *image.RGBA, p *panel, x0, y0, w, h int) {
 	}
 	if len(p.groups) > 1 {
 		s := "delivered:"
-		for _, t := range Targets {
-			if n := p.notes[t.Name]; n != "" {
-				s += " " + t.Name + " " + n
+		for _, t := range targets {
+			if n := p.notes[t]; n != "" {
+				s += " " + t + " " + n
 			}
 		}
 		text(img, left, bottom+30, black, s)

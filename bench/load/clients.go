@@ -24,9 +24,12 @@ import (
 type Kind int
 
 const (
-	FerryJSON Kind = iota
-	FerryMsgpack
-	NATS
+	FerryJSON       Kind = iota // ferry, the load generator's own client, JSON
+	FerryMsgpack                // ferry, the load generator's own client, msgpack
+	NATS                        // nats-server, nats.go
+	FerrySDKJSON                // ferry, the Go SDK (ferry/client), JSON
+	FerrySDKMsgpack             // ferry, the Go SDK (ferry/client), msgpack
+	Mosquitto                   // mosquitto, paho.mqtt.golang (MQTT 3.1.1)
 )
 
 // Target is one broker configuration under test.
@@ -35,11 +38,26 @@ type Target struct {
 	Kind Kind
 }
 
-// Targets are the rows of every table: ferry in both codecs, then NATS.
-var Targets = []Target{{"ferry-json", FerryJSON}, {"ferry-msgpack", FerryMsgpack}, {"nats", NATS}}
+// Targets are the rows of every table: ferry with the load generator's own
+// client in both codecs, ferry with the Go SDK in both codecs, NATS, and
+// mosquitto.
+var Targets = []Target{
+	{"ferry-json", FerryJSON}, {"ferry-msgpack", FerryMsgpack},
+	{"ferry-sdk-json", FerrySDKJSON}, {"ferry-sdk-msgpack", FerrySDKMsgpack},
+	{"nats", NATS}, {"mosquitto", Mosquitto},
+}
 
-// IsFerry reports whether t is a ferry target.
-func (t Target) IsFerry() bool { return t.Kind != NATS }
+// IsFerry reports whether t runs a ferry broker.
+func (t Target) IsFerry() bool {
+	switch t.Kind {
+	case FerryJSON, FerryMsgpack, FerrySDKJSON, FerrySDKMsgpack:
+		return true
+	}
+	return false
+}
+
+// IsSDK reports whether t's clients are the Go SDK (ferry/client).
+func (t Target) IsSDK() bool { return t.Kind == FerrySDKJSON || t.Kind == FerrySDKMsgpack }
 
 // Conn is one client connection of the load generator. Every message it
 // publishes carries its send time (Unix ns) in the first bytes of a payload
@@ -62,6 +80,30 @@ type Conn interface {
 	Close()
 }
 
+// lostFlag records that the broker closed a connection, and why.
+type lostFlag struct {
+	lost atomic.Bool
+	why  atomic.Value // string: the first reason
+}
+
+func (l *lostFlag) mark(err error) {
+	if l.lost.CompareAndSwap(false, true) {
+		why := "closed"
+		if err != nil {
+			why = err.Error()
+		}
+		l.why.Store(why)
+	}
+}
+
+func (l *lostFlag) Lost() bool { return l.lost.Load() }
+
+// LostReason is why the connection was lost ("" if it was not).
+func (l *lostFlag) LostReason() string {
+	s, _ := l.why.Load().(string)
+	return s
+}
+
 // Dial opens a connection to the broker of t at url; payload is the size of
 // the payloads it publishes, in bytes.
 func Dial(t Target, url string, payload int) (Conn, error) {
@@ -70,6 +112,12 @@ func Dial(t Target, url string, payload int) (Conn, error) {
 		return dialFerry(url, protocol.JSON, payload)
 	case FerryMsgpack:
 		return dialFerry(url, protocol.Msgpack, payload)
+	case FerrySDKJSON:
+		return dialSDK(url, protocol.JSON, payload)
+	case FerrySDKMsgpack:
+		return dialSDK(url, protocol.Msgpack, payload)
+	case Mosquitto:
+		return dialMQTT(url, payload)
 	default:
 		return dialNATS(url, payload)
 	}
@@ -94,7 +142,7 @@ type ferryConn struct {
 	replies chan reply
 	nextID  atomic.Uint64
 	closing atomic.Bool
-	lost    atomic.Bool
+	lostFlag
 	slow    atomic.Int64
 	dropped atomic.Int64
 
@@ -207,9 +255,9 @@ func (c *ferryConn) flusher() {
 	}
 }
 
-func (c *ferryConn) OnClose(*gws.Conn, error) {
+func (c *ferryConn) OnClose(_ *gws.Conn, err error) {
 	if !c.closing.Load() {
-		c.lost.Store(true)
+		c.mark(err)
 	}
 }
 
@@ -223,7 +271,7 @@ func (c *ferryConn) OnMessage(_ *gws.Conn, m *gws.Message) {
 	switch f.Op {
 	case protocol.OpMsg:
 		if c.onMsg != nil {
-			c.onMsg(c.sentNs(f.Data))
+			c.onMsg(readStamp(c.codec, f.Data))
 		}
 	case protocol.OpErr:
 		switch f.Code {
@@ -242,9 +290,11 @@ func (c *ferryConn) OnMessage(_ *gws.Conn, m *gws.Message) {
 	}
 }
 
-// sentNs reads the timestamp at the start of the data of a msg frame.
-func (c *ferryConn) sentNs(d []byte) int64 {
-	if c.codec == protocol.JSON { // "ddddddddddddddddddd…"
+// readStamp reads the send time at the start of the data of a msg frame: a
+// JSON string starting with 19 decimal digits, or a msgpack bin starting
+// with 8 big-endian bytes.
+func readStamp(codec protocol.Codec, d []byte) int64 {
+	if codec == protocol.JSON { // "ddddddddddddddddddd…"
 		if len(d) < 20 {
 			return 0
 		}
@@ -342,7 +392,6 @@ func (c *ferryConn) Flush(timeout time.Duration) error {
 	return err
 }
 
-func (c *ferryConn) Lost() bool          { return c.lost.Load() }
 func (c *ferryConn) SlowConsumer() int64 { return c.slow.Load() }
 func (c *ferryConn) Dropped() int64      { return c.dropped.Load() }
 
@@ -362,8 +411,8 @@ type natsConn struct {
 	subj    string
 	subjFor string
 	closing atomic.Bool
-	lost    atomic.Bool
-	slow    atomic.Int64
+	lostFlag
+	slow atomic.Int64
 }
 
 func dialNATS(url string, payload int) (*natsConn, error) {
@@ -381,7 +430,7 @@ func dialNATS(url string, payload int) (*natsConn, error) {
 		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if !c.closing.Load() {
-				c.lost.Store(true)
+				c.mark(err)
 			}
 		}))
 	if err != nil {
@@ -423,7 +472,6 @@ func (c *natsConn) Publish(topic string, sentNs int64) error {
 }
 
 func (c *natsConn) Flush(timeout time.Duration) error { return c.nc.FlushTimeout(timeout) }
-func (c *natsConn) Lost() bool                        { return c.lost.Load() }
 func (c *natsConn) SlowConsumer() int64               { return c.slow.Load() }
 func (c *natsConn) Dropped() int64                    { return 0 }
 

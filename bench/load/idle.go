@@ -55,10 +55,14 @@ func dialRawNATS(url string, sid int) (*rawNATS, error) {
 	}
 }
 
-type idleConn interface{ close() }
+// idleConn is a connection of the idle scenario: a Conn, or a rawNATS.
+type idleConn interface {
+	Close()
+	Lost() bool
+}
 
-func (c *rawNATS) close()   { _ = c.conn.NetConn().Close() }
-func (c *ferryConn) close() { c.Close() }
+func (c *rawNATS) Close()     { _ = c.conn.NetConn().Close() }
+func (c *rawNATS) Lost() bool { return false }
 
 // Idle opens n connections, each with one subscription, and reports the
 // broker's RSS per connection and the connections established per second.
@@ -82,14 +86,14 @@ func Idle(ctx context.Context, cfg Config, t Target, n int) Result {
 			for i := range next {
 				var c idleConn
 				var err error
-				if t.IsFerry() {
+				if t.Kind != NATS {
 					var fc Conn
 					fc, err = Dial(t, p.URL, 8)
 					if err == nil {
 						if err = fc.Subscribe(fmt.Sprintf("idle/%d", i), func(int64) {}); err != nil {
 							fc.Close()
 						}
-						c = fc.(*ferryConn)
+						c = fc
 					}
 				} else {
 					c, err = dialRawNATS(p.URL, i+1)
@@ -150,10 +154,8 @@ feed:
 		r.Note += fmt.Sprintf(" reached %d of %d connections: %v;", established, n, firstErr)
 	}
 	for _, c := range conns {
-		if c != nil {
-			if fc, ok := c.(*ferryConn); ok && fc.Lost() {
-				r.LostConns++
-			}
+		if c != nil && c.Lost() {
+			r.LostConns++
 		}
 	}
 	var wg sync.WaitGroup
@@ -163,7 +165,7 @@ feed:
 			defer wg.Done()
 			for _, c := range cs {
 				if c != nil {
-					c.close()
+					c.Close()
 				}
 			}
 		}(conns[i:min(i+512, len(conns))])

@@ -48,6 +48,9 @@ func ModuleRoot() (string, error) {
 type Binaries struct {
 	Ferry string // ferry (cmd/ferry)
 	NATSD string // bench/natsd
+	// Mosquitto is the mosquitto program (not built: installed, see
+	// FindMosquitto); empty skips the mosquitto target.
+	Mosquitto string
 }
 
 // Build compiles cmd/ferry and bench/natsd into dir; root is the ferry
@@ -70,10 +73,14 @@ func Build(root, dir string) (Binaries, error) {
 
 // Proc is a broker running as a child process.
 type Proc struct {
-	URL    string
-	cmd    *exec.Cmd
-	stderr *lockedBuf
-	done   chan struct{}
+	URL     string
+	cmd     *exec.Cmd
+	stderr  *lockedBuf
+	done    chan struct{}
+	cleanup func() // run by Stop once the child has ended
+	// noSyscalls: the child's /proc/<pid>/io counts do not say how it uses
+	// its sockets; Syscalls reports nothing.
+	noSyscalls bool
 }
 
 // Pid returns the child's process id.
@@ -119,8 +126,15 @@ func StartProc(bin string, args []string, urlFmt string) (*Proc, error) {
 	for i, s := range args {
 		a[i] = strings.ReplaceAll(s, "{port}", ps)
 	}
-	p := &Proc{URL: fmt.Sprintf(urlFmt, port), stderr: &lockedBuf{}, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, a...)
+	return startProc(bin, a, port, fmt.Sprintf(urlFmt, port))
+}
+
+// startProc runs bin with args and waits until port accepts TCP
+// connections; url is how clients reach it.
+func startProc(bin string, args []string, port int, url string) (*Proc, error) {
+	ps := strconv.Itoa(port)
+	p := &Proc{URL: url, stderr: &lockedBuf{}, done: make(chan struct{})}
+	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stderr = p.stderr
 	p.cmd.Stdout = p.stderr
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -150,6 +164,12 @@ func StartProc(bin string, args []string, urlFmt string) (*Proc, error) {
 
 // Stop ends the child: SIGTERM, then SIGKILL after 3 s.
 func (p *Proc) Stop() {
+	defer func() {
+		if p.cleanup != nil {
+			p.cleanup()
+			p.cleanup = nil
+		}
+	}()
 	select {
 	case <-p.done:
 		return
@@ -204,6 +224,9 @@ func (p *Proc) CPU() time.Duration {
 // Syscalls returns the child's read and write system calls so far
 // (syscr and syscw of /proc/<pid>/io; readv and writev count as one each).
 func (p *Proc) Syscalls() (reads, writes int64) {
+	if p.noSyscalls {
+		return 0, 0
+	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", p.Pid()))
 	if err != nil {
 		return 0, 0

@@ -2,6 +2,7 @@ package load
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -91,9 +92,18 @@ type Result struct {
 	// the median run, RunValues the headline value of every run.
 	Runs      int       `json:"runs,omitempty"`
 	RunValues []float64 `json:"run_values,omitempty"`
-	Err       string    `json:"error,omitempty"`
-	Note      string    `json:"note,omitempty"`
+	// CPUPerMsgUs is the broker's CPU time per message delivered to the
+	// dashboard, in µs (iot).
+	CPUPerMsgUs float64 `json:"broker_cpu_us_per_msg,omitempty"`
+	// Skipped says why the target did not run (its broker is not
+	// installed): not a failure.
+	Skipped string `json:"skipped,omitempty"`
+	Err     string `json:"error,omitempty"`
+	Note    string `json:"note,omitempty"`
 }
+
+// ok reports whether r has measurements (it neither failed nor was skipped).
+func (r *Result) ok() bool { return r.Err == "" && r.Skipped == "" }
 
 func (r *Result) pct() {
 	if r.Expected > 0 {
@@ -118,6 +128,9 @@ func (r *Result) percentiles(lat []int64) {
 func StartBroker(cfg *Config, t Target, name string) (*Proc, string, error) {
 	if t.IsFerry() {
 		return startFerry(cfg, name)
+	}
+	if t.Kind == Mosquitto {
+		return startMosquitto(cfg)
 	}
 	args := []string{"-ws-port", "{port}"}
 	p, err := StartProc(cfg.Bins.NATSD, args, "ws://127.0.0.1:%d")
@@ -212,12 +225,19 @@ func closeAll(conns []Conn) {
 }
 
 func health(r *Result, conns []Conn) {
+	why := ""
 	for _, c := range conns {
 		if c.Lost() {
 			r.LostConns++
+			if l, ok := c.(interface{ LostReason() string }); ok && why == "" {
+				why = l.LostReason()
+			}
 		}
 		r.SlowNotices += c.SlowConsumer()
 		r.DroppedNote += c.Dropped()
+	}
+	if why != "" {
+		r.Note += fmt.Sprintf(" a connection was lost: %s;", why)
 	}
 }
 
@@ -228,7 +248,9 @@ type sink struct {
 }
 
 // waitCount waits until count reaches want, or nothing arrived for stall.
-// It returns the time of the last change it saw.
+// It returns the time of the last change it saw. It polls every 500 µs,
+// and every 10 ms once nothing arrived for 50 ms, so that waiting out a
+// stall (messages were lost) costs the load generator little CPU.
 func waitCount(ctx context.Context, count *atomic.Int64, want int64, stall time.Duration) time.Time {
 	last, lastN := time.Now(), count.Load()
 	for {
@@ -240,7 +262,11 @@ func waitCount(ctx context.Context, count *atomic.Int64, want int64, stall time.
 		if n >= want || now.Sub(last) > stall || ctx.Err() != nil {
 			return last
 		}
-		time.Sleep(500 * time.Microsecond)
+		if now.Sub(last) > 50*time.Millisecond {
+			time.Sleep(10 * time.Millisecond)
+		} else {
+			time.Sleep(500 * time.Microsecond)
+		}
 	}
 }
 
@@ -311,6 +337,10 @@ func finish(r *Result, p *Proc, u0 usage) {
 // arguments in r; on failure it sets r.Err and returns nil.
 func startBroker(cfg *Config, t Target, r *Result) *Proc {
 	p, args, err := StartBroker(cfg, t, r.Scenario+" "+r.Case+" "+t.Name)
+	if errors.Is(err, errNoMosquitto) {
+		r.Skipped = err.Error()
+		return nil
+	}
 	if err != nil {
 		r.Err = err.Error()
 		return nil

@@ -13,7 +13,7 @@ import (
 
 // Plan is the sizes of one suite run.
 type Plan struct {
-	Scenarios []string // fanout, fanin, latency, idle, cluster
+	Scenarios []string // fanout, fanin, latency, idle, cluster, iot
 	Fanout    [][2]int // {N, M} pairs
 	FanoutP   int
 	FaninN    int
@@ -25,7 +25,13 @@ type Plan struct {
 	LatencyP  int
 	IdleN     int
 	Cluster   [2]int // {N, M} of the cluster scenario (P is FanoutP)
-	Targets   []Target
+	// IoTN devices publish one IoTP-byte message a second for IoTWarmup,
+	// then for IoTDuration, which is measured.
+	IoTN        int
+	IoTDuration time.Duration
+	IoTWarmup   time.Duration
+	IoTP        int
+	Targets     []Target
 	// Runs is how many times each case runs against every target (the
 	// targets take turns); each row is the run with the median headline
 	// value. Default 1.
@@ -35,13 +41,14 @@ type Plan struct {
 // DefaultPlan is the suite of issue 6.
 func DefaultPlan() Plan {
 	return Plan{
-		Scenarios: []string{"fanout", "fanin", "latency", "idle", "cluster"},
+		Scenarios: []string{"fanout", "fanin", "latency", "idle", "cluster", "iot"},
 		Fanout:    [][2]int{{100, 20000}, {1000, 2000}},
 		FanoutP:   128,
 		FaninN:    1000, FaninK: 200, FaninP: 64,
 		LatencyN: 100, Rates: []int{1000, 10000}, Duration: 5 * time.Second, LatencyP: 128,
 		IdleN:   10000,
 		Cluster: [2]int{100, 20000},
+		IoTN:    5000, IoTDuration: 20 * time.Second, IoTWarmup: 3 * time.Second, IoTP: 64,
 		Targets: Targets,
 	}
 }
@@ -54,6 +61,7 @@ func QuickPlan() Plan {
 	p.LatencyN, p.Rates, p.Duration = 20, []int{1000}, time.Second
 	p.IdleN = 500
 	p.Cluster = [2]int{20, 1000}
+	p.IoTN, p.IoTDuration, p.IoTWarmup = 200, 3*time.Second, time.Second
 	return p
 }
 
@@ -94,10 +102,13 @@ func Run(ctx context.Context, cfg Config, plan Plan, emit func(Result)) []Result
 			}
 		case "idle":
 			do(func(t Target) Result { return Idle(ctx, cfg, t, plan.IdleN) })
+		case "iot":
+			do(func(t Target) Result { return IoT(ctx, cfg, t, plan.IoTN, plan.IoTDuration, plan.IoTWarmup, plan.IoTP) })
 		case "cluster":
-			// ferry targets only; one node, then two, for each codec
+			// ferry with the load generator's clients only; one node, then
+			// two, for each codec
 			for _, t := range plan.Targets {
-				if !t.IsFerry() {
+				if !t.IsFerry() || t.IsSDK() {
 					continue
 				}
 				for _, nodes := range []int{1, 2} {
@@ -133,8 +144,8 @@ func median(rs []Result) Result {
 	slices.SortStableFunc(sorted, func(a, b Result) int {
 		va, higher := headline(a)
 		vb, _ := headline(b)
-		if a.Err != "" || b.Err != "" {
-			return cmp.Compare(b.Err, a.Err) // failed runs first: worst
+		if !a.ok() || !b.ok() {
+			return cmp.Compare(b.Err+b.Skipped, a.Err+a.Skipped) // failed runs first: worst
 		}
 		if higher {
 			return cmp.Compare(va, vb)
@@ -150,20 +161,23 @@ func median(rs []Result) Result {
 	return m
 }
 
-// ratio returns ferry/NATS for the headline metric of r's table, and
-// whether higher is better for it.
+// headline returns the headline metric of r's table, and whether higher is
+// better for it.
 func headline(r Result) (float64, bool) {
 	switch r.Scenario {
 	case "latency":
 		return r.P99ms, false
 	case "idle":
 		return r.PerConnKiB, false
+	case "iot":
+		return r.CPUPerMsgUs, false
 	}
 	return r.Rate, true
 }
 
-// Table writes one table per scenario case, with the ferry/NATS ratio of
-// the headline metric (rate; p99 for latency; KiB/conn for idle).
+// Table writes one table per scenario case, with each target's ratio to
+// NATS of the headline metric (rate; p99 for latency; KiB/conn for idle;
+// broker CPU per message for iot).
 func Table(w io.Writer, results []Result) {
 	type key struct{ s, c string }
 	var order []key
@@ -179,7 +193,7 @@ func Table(w io.Writer, results []Result) {
 		rs := groups[k]
 		var nats *Result
 		for i := range rs {
-			if rs[i].Target == "nats" && rs[i].Err == "" {
+			if rs[i].Target == "nats" && rs[i].ok() {
 				nats = &rs[i]
 			}
 		}
@@ -187,15 +201,21 @@ func Table(w io.Writer, results []Result) {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		switch k.s {
 		case "idle":
-			fmt.Fprintln(tw, "target\tconns\tconns/s\tKiB/conn\tmem ferry/NATS\trate ferry/NATS\tbroker CPU s\tloadgen CPU s\tbroker RSS MiB\t")
+			fmt.Fprintln(tw, "target\tconns\tconns/s\tKiB/conn\tmem vs NATS\trate vs NATS\tbroker CPU s\tloadgen CPU s\tbroker RSS MiB\t")
+		case "iot":
+			fmt.Fprintln(tw, "target\tmsgs/s\tdelivered\tp50 ms\tp99 ms\tmax ms\tbroker CPU µs/msg\tCPU/msg vs NATS\tp99 vs NATS\tbroker CPU s\tloadgen CPU s\tbroker RSS MiB\tbroker reads/writes\t")
 		case "cluster":
 			fmt.Fprintln(tw, "target\tdeliveries/s\tdelivered\tp50 ms\tp99 ms\tmax ms\trate cluster/single\tp99 cluster/single\tferry CPU s\tloadgen CPU s\tferry RSS MiB\tNATS CPU s\tNATS RSS MiB\t")
 		case "latency":
-			fmt.Fprintln(tw, "target\tdeliveries/s\tdelivered\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmax ms\tp99 ferry/NATS\tbroker CPU s\tloadgen CPU s\tbroker RSS MiB\tbroker reads/writes\t")
+			fmt.Fprintln(tw, "target\tdeliveries/s\tdelivered\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmax ms\tp99 vs NATS\tbroker CPU s\tloadgen CPU s\tbroker RSS MiB\tbroker reads/writes\t")
 		default:
-			fmt.Fprintf(tw, "target\t%s\tdelivered\tp50 ms\tp99 ms\tmax ms\tferry/NATS\tbroker CPU s\tloadgen CPU s\tbroker RSS MiB\tbroker reads/writes\t\n", rs[0].RateUnit)
+			fmt.Fprintf(tw, "target\t%s\tdelivered\tp50 ms\tp99 ms\tmax ms\tvs NATS\tbroker CPU s\tloadgen CPU s\tbroker RSS MiB\tbroker reads/writes\t\n", rs[0].RateUnit)
 		}
 		for _, r := range rs {
+			if r.Skipped != "" {
+				fmt.Fprintf(tw, "%s\tskipped\t\n", r.Target)
+				continue
+			}
 			if r.Err != "" {
 				fmt.Fprintf(tw, "%s\terror: %s\t\n", r.Target, r.Err)
 				continue
@@ -235,6 +255,13 @@ func Table(w io.Writer, results []Result) {
 					rr = fmt.Sprintf("%.2fx", r.Rate/nats.Rate)
 				}
 				fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.1f\t%s\t%s\t%.2f\t%.2f\t%.1f\t\n", r.Target, r.Conns, r.Rate, r.PerConnKiB, ratio, rr, r.BrokerCPUs, r.LoadGenCPUs, mib)
+			case "iot":
+				pr := "-"
+				if nats != nil && r.Target != "nats" && nats.P99ms > 0 {
+					pr = fmt.Sprintf("%.2fx", r.P99ms/nats.P99ms)
+				}
+				fmt.Fprintf(tw, "%s\t%.0f\t%.2f%%\t%.2f\t%.2f\t%.2f\t%.1f\t%s\t%s\t%.2f\t%.2f\t%.1f\t%s\t\n", r.Target, r.Rate, r.DeliveredPct,
+					r.P50ms, r.P99ms, r.MaxMs, r.CPUPerMsgUs, ratio, pr, r.BrokerCPUs, r.LoadGenCPUs, mib, rw(r))
 			case "latency":
 				fmt.Fprintf(tw, "%s\t%.0f\t%.2f%%\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%s\t%.2f\t%.2f\t%.1f\t%s\t\n", r.Target, r.Rate, r.DeliveredPct,
 					r.P50ms, r.P90ms, r.P99ms, r.P999ms, r.MaxMs, ratio, r.BrokerCPUs, r.LoadGenCPUs, mib, rw(r))
@@ -257,6 +284,9 @@ func Table(w io.Writer, results []Result) {
 			}
 			if n := strings.TrimSpace(r.Note); n != "" {
 				notes = append(notes, n)
+			}
+			if r.Skipped != "" {
+				notes = append(notes, r.Skipped)
 			}
 			if r.Runs > 1 {
 				vs := make([]string, len(r.RunValues))
