@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -601,7 +602,11 @@ func (c *Client) writeLoop(conn *connection) {
 		if len(batch) == 1 {
 			err = conn.write(rec.frame)
 		} else {
-			buf = buf[:0]
+			total := 0
+			for _, r := range batch {
+				total += len(r.frame) + 14 // the largest frame header
+			}
+			buf = slices.Grow(buf[:0], total)
 			for _, r := range batch {
 				buf = wsframe.AppendMasked(buf, opcode, uint32(keys.Uint64()), r.frame)
 			}
@@ -611,11 +616,7 @@ func (c *Client) writeLoop(conn *connection) {
 			return
 		}
 		conn.lastWrite.Store(time.Now().UnixNano())
-		for _, r := range batch {
-			if r.id == 0 {
-				c.out.complete(r, nil) // fire and forget: done once written
-			}
-		}
+		c.out.completeWritten(batch) // fire and forget: done once written
 		clear(batch)
 		if cap(buf) > 4*writeBatchBytes {
 			buf = nil // a large publish went by: do not keep its buffer

@@ -19,6 +19,9 @@ type record struct {
 	err   error
 	cb    func(error)
 	c     *Client // for cb
+	// written: a fire-and-forget record that was written, taken out by
+	// completeWritten (with the outbox's mu held)
+	written bool
 }
 
 // outbox holds publishes until they are written (fire and forget) or
@@ -182,6 +185,47 @@ func (o *outbox) complete(r *record, err error) {
 	r.finish(err)
 }
 
+// completeWritten completes the fire-and-forget records of a batch just
+// written, in one pass over the buffer (completing them one by one would
+// shift the buffer once for each).
+func (o *outbox) completeWritten(batch []*record) {
+	o.mu.Lock()
+	n := 0
+	for _, r := range batch {
+		if r.id == 0 {
+			r.written = true
+			n++
+		}
+	}
+	if n == 0 {
+		o.mu.Unlock()
+		return
+	}
+	kept, next := o.recs[:0], o.next
+	for k, x := range o.recs {
+		if x.written {
+			o.bytes -= len(x.frame)
+			if k < o.next {
+				next--
+			}
+			continue
+		}
+		kept = append(kept, x)
+	}
+	clear(o.recs[len(kept):])
+	o.recs, o.next = kept, next
+	if o.space != nil {
+		close(o.space)
+		o.space = nil
+	}
+	if len(o.recs) == 0 && o.empty != nil {
+		close(o.empty)
+		o.empty = nil
+	}
+	o.mu.Unlock()
+	// (a fire-and-forget record has nothing to finish but its err)
+}
+
 func (r *record) finish(err error) {
 	r.err = err
 	if r.done != nil {
@@ -280,10 +324,35 @@ func encodeData(c protocol.Codec, data any) ([]byte, error) {
 		}
 		return protocol.Convert(nil, protocol.Msgpack, c, v)
 	}
+	switch v := data.(type) {
+	case string: // the common cases, without reflection
+		if c == protocol.Msgpack {
+			return protocol.AppendMsgpackString(make([]byte, 0, len(v)+5), v), nil
+		}
+		return protocol.AppendJSONString(make([]byte, 0, len(v)+2), v), nil
+	case []byte:
+		if c == protocol.Msgpack {
+			return appendMsgpackBin(make([]byte, 0, len(v)+5), v), nil
+		}
+	}
 	if c == protocol.Msgpack {
 		return msgpack.Marshal(data)
 	}
 	return json.Marshal(data)
+}
+
+// appendMsgpackBin appends b as a msgpack bin, as msgpack.Marshal encodes
+// a []byte.
+func appendMsgpackBin(dst, b []byte) []byte {
+	switch n := len(b); {
+	case n <= 0xff:
+		dst = append(dst, 0xc4, byte(n))
+	case n <= 0xffff:
+		dst = append(dst, 0xc5, byte(n>>8), byte(n))
+	default:
+		dst = append(dst, 0xc6, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+	return append(dst, b...)
 }
 
 func (c *Client) pubFrame(topic string, data any, id uint64, opts []PublishOption) ([]byte, error) {
@@ -298,7 +367,7 @@ func (c *Client) pubFrame(topic string, data any, id uint64, opts []PublishOptio
 	for _, o := range opts {
 		o(&f)
 	}
-	frame := protocol.Append(c.opts.Codec, nil, &f)
+	frame := protocol.Append(c.opts.Codec, make([]byte, 0, len(enc)+len(topic)+48), &f)
 	// a frame the broker would refuse by closing the connection must not
 	// enter the buffer: it would be sent again after every reconnect
 	if len(frame) > c.opts.MaxFrameBytes {
