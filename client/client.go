@@ -94,8 +94,11 @@ type connection struct {
 	err      error // why, set before closed
 	closeErr error // what gws reported, set before closed
 	lastRead atomic.Int64
-	kill     sync.Once
-	frame    protocol.Frame // decoded into by OnMessage, on the read goroutine only
+	// active: a message was read since the keepalive last looked (a flag,
+	// not a clock read per message)
+	active atomic.Bool
+	kill   sync.Once
+	frame  protocol.Frame // decoded into by OnMessage, on the read goroutine only
 	// dispatch's, on the read goroutine only: the subscriptions of
 	// targetsTopic while c.subsGen was targetsGen
 	targets      []*Subscription
@@ -641,6 +644,9 @@ func (c *Client) keepalive(conn *connection) {
 		case <-conn.closed:
 			return
 		case now := <-t.C:
+			if conn.active.Swap(false) {
+				conn.lastRead.Store(now.UnixNano())
+			}
 			silent := now.Sub(time.Unix(0, max(conn.lastRead.Load(), conn.lastWrite.Load())))
 			if conn.held.Load() != 0 {
 				silent = 0 // the reader waits for a handler of ours, not for the broker
@@ -720,7 +726,9 @@ func (conn *connection) OnPing(socket *gws.Conn, p []byte) {
 func (conn *connection) OnPong(*gws.Conn, []byte) { conn.lastRead.Store(time.Now().UnixNano()) }
 func (conn *connection) OnMessage(_ *gws.Conn, m *gws.Message) {
 	defer m.Close()
-	conn.lastRead.Store(time.Now().UnixNano())
+	if !conn.active.Load() { // the keepalive turns it into lastRead
+		conn.active.Store(true)
+	}
 	codec := protocol.JSON
 	if m.Opcode == gws.OpcodeBinary {
 		codec = protocol.Msgpack

@@ -1,7 +1,6 @@
 package client
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"runtime/debug"
@@ -457,7 +456,12 @@ func (c *Client) dispatch(conn *connection, codec protocol.Codec, f *protocol.Fr
 	epoch := c.epoch.Load()
 	for _, s := range targets {
 		// each subscription gets its own copy: handlers may keep or change it
-		m := &Message{Topic: f.Topic, Data: bytes.Clone(f.Data), Codec: codec, Group: f.Group,
+		var data []byte
+		if f.Data != nil {
+			data = make([]byte, len(f.Data))
+			copy(data, f.Data)
+		}
+		m := &Message{Topic: f.Topic, Data: data, Codec: codec, Group: f.Group,
 			Redelivered: f.Redelivered, Retained: f.Retained, c: c, epoch: epoch}
 		if s.ack {
 			m.Mid, m.settled, m.votes, m.failed = f.Mid, settled, votes, failed
