@@ -636,9 +636,11 @@ const (
 
 // keepalive pings the broker and replaces a connection that went silent.
 func (c *Client) keepalive(conn *connection) {
-	t := time.NewTicker(max(c.opts.PingInterval/2, time.Millisecond))
+	tick := max(c.opts.PingInterval/2, time.Millisecond)
+	t := time.NewTicker(tick)
 	defer t.Stop()
 	lastPing := time.Now()
+	var waiting time.Time // the first ping sent since the broker was last heard from
 	for {
 		select {
 		case <-conn.closed:
@@ -647,16 +649,26 @@ func (c *Client) keepalive(conn *connection) {
 			if conn.active.Swap(false) {
 				conn.lastRead.Store(now.UnixNano())
 			}
-			silent := now.Sub(time.Unix(0, max(conn.lastRead.Load(), conn.lastWrite.Load())))
+			heard := time.Unix(0, max(conn.lastRead.Load(), conn.lastWrite.Load()))
+			silent := now.Sub(heard)
 			if conn.held.Load() != 0 {
 				silent = 0 // the reader waits for a handler of ours, not for the broker
 			}
-			if silent > c.opts.PingInterval+c.opts.PingTimeout {
+			// dead: silent that long, and a ping sent since the broker was
+			// last heard from has gone unanswered for PingTimeout (a tick
+			// that came early must not cut a connection whose ping is
+			// yet to be sent)
+			unanswered := waiting.After(heard) && now.Sub(waiting) >= c.opts.PingTimeout
+			if silent > c.opts.PingInterval+c.opts.PingTimeout && unanswered {
 				conn.close(fmt.Errorf("%w: nothing from the broker for %v", ErrTimeout, silent.Round(time.Millisecond)))
 				return
 			}
-			if now.Sub(lastPing) >= c.opts.PingInterval || silent >= c.opts.PingInterval {
+			// (ticks may come a little early: half a tick of slack)
+			if now.Sub(lastPing) >= c.opts.PingInterval-tick/2 || silent >= c.opts.PingInterval-tick/2 {
 				lastPing = now
+				if !waiting.After(heard) {
+					waiting = now
+				}
 				f := protocol.Append(c.opts.Codec, nil, &protocol.Frame{Op: protocol.OpPing})
 				// async: a write stuck on a dead link must not stop the check
 				conn.ws.WriteAsync(opcodeOf(c.opts.Codec), f, nil)
