@@ -7,7 +7,7 @@
 // from the repository root through the workspace (go.work), or in bench/
 // with "." in place of "./bench".
 //
-//	go run ./bench                      # the full suite (about 1 minute on 2 cores)
+//	go run ./bench                      # the full suite (about 8 minutes on 2 cores; -runs 3 about 20)
 //	go run ./bench -quick               # a smoke run
 //	go run ./bench -scenarios fanout,latency -json results.jsonl
 //	go run ./bench -scenarios cluster -out ""   # one ferry node vs two joined by NATS

@@ -190,11 +190,25 @@ func drawPanel(img *image.RGBA, p *panel, targets []string, x0, y0, w, h int) {
 	text(img, x0+8, y0+16, black, p.title)
 	// plot area
 	left, right, topY, bottom := x0+10, x0+w-10, y0+45, y0+h-40
-	top := 0.0
+	// the scale: the largest value, unless one target's values dwarf all
+	// the others' (more than 4 times their largest): then the others
+	// decide it, and that target's bars are cut (shown with a gap; their
+	// labels keep the value)
+	first, second := 0.0, 0.0
 	for _, vs := range p.vals {
+		m := 0.0
 		for _, v := range vs {
-			top = math.Max(top, v)
+			m = math.Max(m, v)
 		}
+		if m > first {
+			first, second = m, first
+		} else if m > second {
+			second = m
+		}
+	}
+	top := first
+	if second > 0 && first > 4*second {
+		top = 1.25 * second
 	}
 	if top <= 0 {
 		text(img, left, (topY+bottom)/2, black, "no data")
@@ -214,9 +228,12 @@ func drawPanel(img *image.RGBA, p *panel, targets []string, x0, y0, w, h int) {
 				continue
 			}
 			v := vs[g]
-			bh := int(float64(bottom-topY) * v / top)
+			bh := int(float64(bottom-topY) * math.Min(v, top) / top)
 			bx := gx + i*bw
 			fill(img, bx+2, bottom-bh, bx+bw-2, bottom, colorOf(t))
+			if v > top { // cut: a gap near the top
+				fill(img, bx+2, bottom-bh+12, bx+bw-2, bottom-bh+16, white)
+			}
 			label := p.format(v)
 			// labels of neighbouring bars that would overlap take turns
 			// above the bar, one line apart

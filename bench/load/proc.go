@@ -138,6 +138,9 @@ func startProc(bin string, args []string, port int, url string) (*Proc, error) {
 	p.cmd.Stderr = p.stderr
 	p.cmd.Stdout = p.stderr
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// a grandchild holding the output pipe (a wrapper script's broker)
+	// must not keep Wait, and so Stop, from returning
+	p.cmd.WaitDelay = 5 * time.Second
 	if err := p.cmd.Start(); err != nil {
 		return nil, err
 	}
